@@ -1,0 +1,66 @@
+"""The application factory: configuration, extensions, blueprints, CLI — nothing else."""
+from __future__ import annotations
+
+import importlib
+import os
+
+from flask import Flask
+
+from coop.config import load_config
+from coop.db import alembic_render_item
+
+# Every domain package; each has views.py with `bp`, and may have cli.py with `register(app)`.
+DOMAINS = (
+    "coop.home",
+    "coop.auth",
+    "coop.orgs",
+    "coop.audit",
+    "agreements",
+    "coop.activities",
+    "coop.reminders",
+    "coop.reports",
+    "coop.review",
+    "coop.api",
+)
+
+
+def create_app(overrides: dict | None = None, *, instance_path: str | None = None) -> Flask:
+    """Build a configured app. `overrides` wins over every other configuration source (tests use it)."""
+    app = Flask(
+        __name__,
+        instance_path=instance_path or os.environ.get("COOP_INSTANCE_PATH") or None,
+        instance_relative_config=True,
+        static_folder="static",
+        template_folder="templates",
+    )
+    os.makedirs(app.instance_path, exist_ok=True)
+    load_config(app, overrides)
+
+    import coop.models  # noqa: F401 — every table registered before anything queries
+    from coop import web
+    from coop.extensions import babel, csrf, db, login_manager, migrate
+
+    db.init_app(app)
+    # Batch mode lets Alembic alter SQLite tables (it recreates them); compare_type catches type changes.
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"),
+                     render_as_batch=True, compare_type=True, render_item=alembic_render_item)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    babel.init_app(app, locale_selector=web.select_locale, timezone_selector=web.select_timezone)
+    web.init_app(app)
+
+    for name in DOMAINS:
+        views = importlib.import_module(f"{name}.views")
+        app.register_blueprint(views.bp)
+        try:
+            cli = importlib.import_module(f"{name}.cli")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{name}.cli":
+                raise
+        else:
+            cli.register(app)
+
+    from coop import commands
+
+    commands.register(app)
+    return app

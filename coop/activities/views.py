@@ -1,0 +1,4 @@
+"""Activity ledger screens (not built yet)."""
+from flask import Blueprint
+
+bp = Blueprint("activities", __name__)

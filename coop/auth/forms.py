@@ -1,0 +1,58 @@
+"""Sign-in, profile and user-management forms."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, widgets
+from wtforms.validators import DataRequired, Email, Length, Optional
+
+from coop.auth.models import ROLE_LABELS, Role
+from coop.forms import CleanStringField
+
+
+class LoginForm(FlaskForm):
+    username = CleanStringField("用户名", validators=[DataRequired("请输入用户名"), Length(max=64)])
+    password = PasswordField("密码", validators=[DataRequired("请输入密码"), Length(max=200)])
+
+
+class ChangePasswordForm(FlaskForm):
+    old_password = PasswordField("当前密码", validators=[DataRequired("请输入当前密码")])
+    new_password = PasswordField("新密码", validators=[DataRequired("请输入新密码"), Length(min=8, max=200, message="密码长度为 8–200 个字符")])
+    confirm = PasswordField("再次输入新密码", validators=[DataRequired("请再次输入新密码")])
+
+    def validate_confirm(self, field):
+        from wtforms.validators import ValidationError
+
+        if field.data != self.new_password.data:
+            raise ValidationError("两次输入的新密码不一致")
+
+
+class ProfileForm(FlaskForm):
+    display_name = CleanStringField("姓名", validators=[DataRequired("请填写姓名"), Length(max=60)])
+    email = CleanStringField("电子邮箱", validators=[Optional(), Email("邮箱格式不正确"), Length(max=120)])
+    phone = CleanStringField("电话", validators=[Optional(), Length(max=40)])
+    locale = SelectField("界面语言", choices=[("zh", "简体中文"), ("en", "English")])
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+def role_choices():
+    return [(r.value, ROLE_LABELS[r]) for r in Role]
+
+
+class UserForm(FlaskForm):
+    username = CleanStringField("用户名", validators=[DataRequired("请填写用户名"), Length(max=64)])
+    display_name = CleanStringField("姓名", validators=[DataRequired("请填写姓名"), Length(max=60)])
+    title = CleanStringField("职务", validators=[Optional(), Length(max=60)])
+    organization_id = SelectField("所属组织", coerce=str, validators=[Optional()])
+    roles = MultiCheckboxField("角色", choices=role_choices())
+    email = CleanStringField("电子邮箱", validators=[Optional(), Email("邮箱格式不正确"), Length(max=120)])
+    phone = CleanStringField("电话", validators=[Optional(), Length(max=40)])
+    password = PasswordField("初始密码", validators=[Optional(), Length(max=200)])
+    is_active = BooleanField("账号启用", default=True)
+
+
+class ResetPasswordForm(FlaskForm):
+    new_password = PasswordField("新密码", validators=[DataRequired("请输入新密码"), Length(min=8, max=200, message="密码长度为 8–200 个字符")])

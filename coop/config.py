@@ -1,0 +1,116 @@
+"""Configuration: built-in defaults, then instance/config.py, then COOP_* environment variables."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+DEFAULTS: dict = {
+    # Database. Empty means SQLite at instance/coop.sqlite3.
+    "DATABASE_URL": "",
+    "SQLITE_BUSY_TIMEOUT_MS": 30000,
+    # Display
+    "TIMEZONE": "Asia/Shanghai",
+    "DEFAULT_LOCALE": "zh",
+    "LOCALES": ["zh", "en"],
+    # Public base URL used in e-mails, PDFs and QR codes.
+    "BASE_URL": "http://127.0.0.1:5000",
+    # Security
+    "SECRET_KEY": "",
+    "SESSION_COOKIE_SECURE": False,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_IDLE_HOURS": 12,
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_LOCK_MINUTES": 15,
+    "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
+    "UPLOAD_MAX_FILE_BYTES": 10 * 1024 * 1024,
+    "UPLOAD_MAX_ACTIVITY_BYTES": 30 * 1024 * 1024,
+    # Mail: no MAIL_SERVER means messages go to instance/outbox/
+    "MAIL_SERVER": "",
+    "MAIL_PORT": 25,
+    "MAIL_USE_TLS": False,
+    "MAIL_USE_SSL": False,
+    "MAIL_USERNAME": "",
+    "MAIL_PASSWORD": "",
+    "MAIL_FROM": "党建共建平台 <noreply@localhost>",
+    "MAIL_TIMEOUT": 20,
+    # Scheduler: "embedded" runs it inside the single-process dev server; "off" leaves it to `flask scheduler`.
+    "SCHEDULER_MODE": "off",
+    "REPORTS_MONTHLY_HOUR": 2,
+    "REMINDER_SWEEP_MINUTES": 15,
+}
+
+# Keys that are read from the environment as COOP_<KEY>; values are parsed as JSON when they look like it.
+ENV_PREFIX = "COOP_"
+
+
+def _parse_env(raw: str, default):
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, list):
+        return json.loads(raw) if raw.strip().startswith("[") else [p.strip() for p in raw.split(",") if p.strip()]
+    return raw
+
+
+def load_config(app, overrides: dict | None = None) -> None:
+    """Fill app.config from defaults, instance/config.py, COOP_* env vars, then explicit overrides."""
+    app.config.update(DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    for key, default in DEFAULTS.items():
+        raw = os.environ.get(ENV_PREFIX + key)
+        if raw is not None:
+            app.config[key] = _parse_env(raw, default)
+    # Conventional names work too, so PaaS-style deployments need no renaming.
+    if os.environ.get("DATABASE_URL") and not os.environ.get(ENV_PREFIX + "DATABASE_URL"):
+        app.config["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    if overrides:
+        app.config.update(overrides)
+
+    instance = Path(app.instance_path)
+    app.config.setdefault("UPLOAD_DIR", str(instance / "uploads"))
+    app.config.setdefault("ARCHIVE_DIR", str(instance / "archive"))
+    app.config.setdefault("PKI_DIR", str(instance / "pki"))
+    app.config.setdefault("OUTBOX_DIR", str(instance / "outbox"))
+    app.config["MAIL_OUTBOX_DIR"] = app.config["OUTBOX_DIR"]
+
+    url = app.config["DATABASE_URL"] or f"sqlite:///{instance / 'coop.sqlite3'}"
+    if url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url[len("postgres://"):]
+    elif url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    engine_options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    if url.startswith("sqlite"):
+        engine_options.setdefault("connect_args", {"timeout": app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000})
+    else:
+        engine_options.setdefault("pool_pre_ping", True)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
+
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _persistent_secret(instance / "secret_key")
+    app.config["WTF_CSRF_TIME_LIMIT"] = None  # tokens live as long as the session
+    app.config["BABEL_DEFAULT_LOCALE"] = app.config["DEFAULT_LOCALE"]
+    app.config["BABEL_DEFAULT_TIMEZONE"] = app.config["TIMEZONE"]
+
+
+def _persistent_secret(path: Path) -> str:
+    """Read instance/secret_key, creating it (0600) on first run so sessions survive restarts."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        # Several gunicorn workers may start at once: write a temp file and link it into place
+        # atomically, so exactly one secret wins and nobody reads a half-written file.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    return path.read_text().strip()

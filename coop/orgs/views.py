@@ -1,0 +1,208 @@
+"""Organization tree screens: browse, create, edit, move, deactivate, brand logo."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_login import current_user, login_required
+
+from coop.auth.permissions import (
+    can_create_organizations,
+    can_manage_organization,
+    can_view_organization,
+    committee_scope_root,
+    get_or_404,
+    require,
+)
+from coop.extensions import db
+from coop.orgs import operations as ops
+from coop.orgs.forms import LogoForm, OrganizationForm
+from coop.orgs.models import Organization
+from coop.web import add_nav
+
+bp = Blueprint("orgs", __name__, url_prefix="/orgs")
+
+add_nav("orgs.index", "组织", lambda u: True, order=60)
+
+
+def _parent_choices(user, exclude: Organization | None = None):
+    stmt = sa.select(Organization).where(Organization.is_active.is_(True)).order_by(Organization.path)
+    root = None if user.is_admin else committee_scope_root(user)
+    if root is not None:
+        stmt = stmt.where(Organization.path.startswith(root.path))
+    choices = [] if root is not None else [("", "（顶级组织）")]
+    for o in db.session.execute(stmt).scalars():
+        if exclude is not None and o.is_within(exclude):
+            continue
+        choices.append((str(o.id), "　" * o.depth + o.name))
+    return choices
+
+
+@bp.route("/")
+@login_required
+def index():
+    show_inactive = request.args.get("inactive") == "1"
+    stmt = sa.select(Organization).order_by(Organization.path)
+    if not show_inactive:
+        stmt = stmt.where(Organization.is_active.is_(True))
+    q = (request.args.get("q") or "").strip()
+    if q:
+        stmt = stmt.where(Organization.name.contains(q, autoescape=True))
+    orgs = db.session.execute(stmt).scalars().all()
+    return render_template(
+        "orgs/index.html", orgs=orgs, q=q, show_inactive=show_inactive,
+        can_create=can_create_organizations(current_user),
+    )
+
+
+@bp.route("/<int:org_id>")
+@login_required
+def detail(org_id):
+    org = get_or_404(Organization, org_id)
+    require(can_view_organization(current_user, org))
+    return render_template(
+        "orgs/detail.html", org=org, can_manage=can_manage_organization(current_user, org),
+        logo_form=LogoForm(), detail_sections=DETAIL_SECTIONS,
+    )
+
+
+# Other domains add sections to an organization's page: template names rendered with `org`.
+DETAIL_SECTIONS: list[str] = []
+
+
+def _form_fields(form: OrganizationForm) -> dict:
+    return {
+        "name": form.name.data, "short_name": form.short_name.data, "kind": form.kind.enum_value,
+        "relation": form.relation.enum_value, "region": form.region.data,
+        "contact_name": form.contact_name.data, "contact_phone": form.contact_phone.data,
+        "contact_email": form.contact_email.data, "brand_name": form.brand_name.data,
+        "brand_slogan": form.brand_slogan.data,
+    }
+
+
+def _chosen_parent(form) -> Organization | None:
+    value = form.parent_id.data
+    return db.session.get(Organization, int(value)) if value else None
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def new():
+    require(can_create_organizations(current_user))
+    form = OrganizationForm()
+    form.parent_id.choices = _parent_choices(current_user)
+    if request.method == "GET" and request.args.get("parent"):
+        form.parent_id.data = request.args.get("parent")
+    if form.validate_on_submit():
+        parent = _chosen_parent(form)
+        if not current_user.is_admin and (parent is None or not can_manage_organization(current_user, parent) and parent.id != committee_scope_root(current_user).id):
+            form.parent_id.errors.append("只能在您负责的组织范围内新建组织。")
+        else:
+            try:
+                org = ops.create_organization(actor=current_user, parent=parent, **_form_fields(form))
+            except ops.OrgInvalid as exc:
+                db.session.rollback()
+                form.name.errors.append(str(exc))
+            else:
+                db.session.commit()
+                flash(f"组织“{org.name}”已创建。", "success")
+                return redirect(url_for("orgs.detail", org_id=org.id))
+    return render_template("orgs/form.html", form=form, org=None)
+
+
+@bp.route("/<int:org_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(org_id):
+    org = get_or_404(Organization, org_id)
+    require(can_manage_organization(current_user, org))
+    form = OrganizationForm(obj=org)
+    form.parent_id.choices = _parent_choices(current_user, exclude=org)
+    if request.method == "GET":
+        form.parent_id.data = str(org.parent_id or "")
+    if form.validate_on_submit():
+        parent = _chosen_parent(form)
+        if parent is not None and not current_user.is_admin and not (
+            can_manage_organization(current_user, parent) or parent.id == committee_scope_root(current_user).id
+        ):
+            form.parent_id.errors.append("只能移动到您负责的组织范围内。")
+        elif parent is None and not current_user.is_admin:
+            form.parent_id.errors.append("只有管理员可以设置顶级组织。")
+        else:
+            try:
+                ops.update_organization(org, actor=current_user, **_form_fields(form))
+                ops.move_organization(org, parent, actor=current_user)
+            except ops.OrgInvalid as exc:
+                db.session.rollback()
+                form.name.errors.append(str(exc))
+            else:
+                db.session.commit()
+                flash("组织信息已保存。", "success")
+                return redirect(url_for("orgs.detail", org_id=org.id))
+    return render_template("orgs/form.html", form=form, org=org)
+
+
+@bp.route("/<int:org_id>/active", methods=["POST"])
+@login_required
+def set_active(org_id):
+    org = get_or_404(Organization, org_id)
+    require(can_manage_organization(current_user, org))
+    active = request.form.get("active") == "1"
+    try:
+        ops.set_organization_active(org, active, actor=current_user)
+    except ops.OrgInvalid as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        db.session.commit()
+        flash("组织已启用。" if active else "组织已停用（历史记录保留）。", "success")
+    return redirect(url_for("orgs.detail", org_id=org.id))
+
+
+@bp.route("/<int:org_id>/logo", methods=["POST"])
+@login_required
+def upload_logo(org_id):
+    from pathlib import Path
+
+    from coop.uploads import UploadRejected, delete_stored, inspect_upload, store_upload
+
+    org = get_or_404(Organization, org_id)
+    require(can_manage_organization(current_user, org))
+    form = LogoForm()
+    file = request.files.get("logo")
+    if not form.validate_on_submit() or file is None or not file.filename:
+        flash("请选择一张图片。", "error")
+        return redirect(url_for("orgs.detail", org_id=org.id))
+    root = Path(current_app.config["UPLOAD_DIR"])
+    try:
+        checked = inspect_upload(file.read(), file.filename, max_bytes=2 * 1024 * 1024)
+        if checked.kind != "image":
+            raise UploadRejected("品牌标识只能是图片（JPEG、PNG 或 WebP）。")
+    except UploadRejected as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("orgs.detail", org_id=org.id))
+    stored = store_upload(root, checked)
+    try:
+        ops.set_organization_logo(org, stored.relative_path, actor=current_user)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        delete_stored(root, stored.relative_path)
+        if stored.thumb_relative_path:
+            delete_stored(root, stored.thumb_relative_path)
+        raise
+    flash("品牌标识已更新。", "success")
+    return redirect(url_for("orgs.detail", org_id=org.id))
+
+
+@bp.route("/<int:org_id>/logo")
+@login_required
+def logo(org_id):
+    from pathlib import Path
+
+    from coop.uploads import resolve_stored
+
+    org = get_or_404(Organization, org_id)
+    require(can_view_organization(current_user, org))
+    if not org.brand_logo_path:
+        return ("", 404)
+    path = resolve_stored(Path(current_app.config["UPLOAD_DIR"]), org.brand_logo_path)
+    return send_file(path, max_age=3600)

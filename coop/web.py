@@ -1,0 +1,193 @@
+"""Request-level glue: sessions, locale, security headers, error pages, template helpers."""
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import timedelta
+
+from flask import current_app, jsonify, render_template, request, session, url_for
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BuildError
+
+from coop import formatting
+from coop.categories import CATEGORIES, CATEGORY_BY_CODE
+from coop.db import configure_sqlite_engine, set_sqlite_read_only
+from coop.extensions import db, login_manager
+
+READ_ONLY_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+)
+
+ERROR_TEXT = {
+    400: ("请求无效", "Bad request"),
+    401: ("请先登录", "Sign-in required"),
+    403: ("没有权限", "Forbidden"),
+    404: ("页面不存在", "Not found"),
+    405: ("不支持的请求方式", "Method not allowed"),
+    409: ("当前状态不允许此操作", "Conflict"),
+    413: ("上传的内容过大", "Payload too large"),
+    422: ("提交的内容有误", "Unprocessable entity"),
+    429: ("请求过于频繁", "Too many requests"),
+    500: ("服务器出错了，我们已记录此问题", "Internal server error"),
+}
+
+
+def select_locale() -> str:
+    """The interface language: the user's choice, else the session's, else Chinese."""
+    locales = current_app.config["LOCALES"]
+    if current_user and current_user.is_authenticated and current_user.locale in locales:
+        return current_user.locale
+    lang = session.get("lang")
+    return lang if lang in locales else current_app.config["DEFAULT_LOCALE"]
+
+
+def select_timezone() -> str:
+    """Display time zone."""
+    return current_app.config["TIMEZONE"]
+
+
+@login_manager.user_loader
+def _load_user(token: str):
+    from coop.auth.operations import user_for_session_token
+
+    return user_for_session_token(token)
+
+
+def is_api_request() -> bool:
+    """True for requests to the JSON API (they get JSON errors, never HTML)."""
+    return request.path.startswith("/api/")
+
+
+def error_response(status: int, message_zh: str | None = None, message_en: str | None = None, **extra):
+    """An error page, or a JSON error for the API, with a Chinese and an English message."""
+    zh, en = ERROR_TEXT.get(status, ("出错了", "Error"))
+    message_zh, message_en = message_zh or zh, message_en or en
+    if is_api_request():
+        code = extra.pop("code", None) or {
+            400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+            405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid",
+            429: "too_many_requests", 500: "server_error",
+        }.get(status, "error")
+        body = {"code": code, "message": message_zh, "message_en": message_en, **extra}
+        return jsonify(body), status
+    return render_template("errors.html", status=status, message=message_zh), status
+
+
+_asset_versions: dict[str, str] = {}
+
+
+def asset(filename: str) -> str:
+    """URL of a static file with a content hash, so browsers may cache it for a year."""
+    version = _asset_versions.get(filename)
+    if version is None or current_app.debug:
+        path = os.path.join(current_app.static_folder, filename)
+        try:
+            with open(path, "rb") as fh:
+                version = hashlib.sha256(fh.read()).hexdigest()[:10]
+        except OSError:
+            version = "0"
+        _asset_versions[filename] = version
+    return url_for("static", filename=filename, v=version)
+
+
+def init_app(app) -> None:
+    """Install hooks, handlers and template helpers on `app`."""
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            configure_sqlite_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+
+    app.permanent_session_lifetime = timedelta(hours=app.config["SESSION_IDLE_HOURS"])
+    # Static URLs carry a content hash (see asset()), so browsers may keep them for a year.
+    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = app.config.get("SEND_FILE_MAX_AGE_DEFAULT") or 365 * 24 * 3600
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "请先登录。"
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = None  # our server-side sessions do the real work
+
+    @app.before_request
+    def _before():
+        set_sqlite_read_only(request.method in READ_ONLY_METHODS)
+        session.permanent = True
+
+    @app.after_request
+    def _headers(resp):
+        h = resp.headers
+        h.setdefault("Content-Security-Policy", CSP)
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("X-Frame-Options", "SAMEORIGIN")
+        h.setdefault("Referrer-Policy", "same-origin")
+        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        h.setdefault("Permissions-Policy", "geolocation=(), microphone=(), payment=()")
+        if app.config["SESSION_COOKIE_SECURE"]:
+            h.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if request.endpoint != "static" and "Cache-Control" not in h:
+            h["Cache-Control"] = "no-store" if current_user.is_authenticated else "no-cache"
+        return resp
+
+    @app.teardown_request
+    def _teardown(_exc):
+        set_sqlite_read_only(False)
+
+    @app.errorhandler(CSRFError)
+    def _csrf(e):
+        return error_response(400, "表单已过期或来源无效，请刷新页面后重试。", "The form expired or came from elsewhere; reload and retry.", code="csrf")
+
+    @app.errorhandler(HTTPException)
+    def _http(e):
+        if e.code == 401 and not is_api_request():
+            return login_manager.unauthorized()
+        return error_response(e.code or 500)
+
+    @app.errorhandler(Exception)
+    def _crash(e):
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        return error_response(500)
+
+    app.jinja_env.filters.update(
+        cn_date=formatting.cn_date,
+        cn_datetime=formatting.cn_datetime,
+        iso_date=formatting.iso_date,
+        local_datetime=formatting.local_datetime,
+        cn_numeral=formatting.cn_numeral,
+    )
+    app.jinja_env.globals.update(
+        asset=asset,
+        CATEGORIES=CATEGORIES,
+        CATEGORY_BY_CODE=CATEGORY_BY_CODE,
+    )
+    app.jinja_env.add_extension("jinja2.ext.do")
+
+    @app.context_processor
+    def _nav():
+        return {"nav_items": nav_items()}
+
+
+# Each entry: (endpoint, label, predicate(user) -> bool). Domains append theirs at import time.
+NAV: list[tuple[str, str, object]] = []
+
+
+def add_nav(endpoint: str, label: str, visible, order: int = 50) -> None:
+    """Register a top navigation item shown when visible(current_user) is true."""
+    NAV.append((order, endpoint, label, visible))
+    NAV.sort(key=lambda item: item[0])
+
+
+def nav_items() -> list[dict]:
+    """The navigation entries the current user may use."""
+    if not current_user.is_authenticated:
+        return []
+    items = []
+    for _order, endpoint, label, visible in NAV:
+        if visible(current_user):
+            try:
+                items.append({"endpoint": endpoint, "url": url_for(endpoint), "label": label})
+            except BuildError:  # an endpoint of a domain not registered
+                continue
+    return items
