@@ -16,7 +16,7 @@ class Category:
 
 CATEGORIES: tuple[Category, ...] = (
     Category("org", "组织联合", "组", "#c0392b", "flag", "联席会议、规范基础工作、阵地互访、换届指导"),
-    Category("brand", "品牌联建", "品", "#d35400", "star", "品牌经验分享、品牌设计、品牌联合发布"),
+    Category("brand", "品牌联建", "品", "#ba4a00", "star", "品牌经验分享、品牌设计、品牌联合发布"),
     Category("event", "活动联办", "活", "#b7950b", "calendar", "主题党日、红色教育、示范岗、先锋队、志愿服务"),
     Category("study", "党员联学", "学", "#1e8449", "book", "书记送课上门、观摩学习、理论联学"),
     Category("talent", "人才联育", "才", "#117a65", "seedling", "技能培训、师带徒、技能竞赛、大师工作室"),

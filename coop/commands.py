@@ -13,6 +13,10 @@ def register(app) -> None:
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(doctor_command)
     app.cli.add_command(audit_verify_command)
+    app.cli.add_command(scheduler_command)
+    app.cli.add_command(serve_command)
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)
 
 
 @click.command("create-user")
@@ -86,3 +90,89 @@ def audit_verify_command():
         raise click.ClickException(
             f"审计日志在第 {result.first_broken_id} 号记录处断裂：{result.reason}（此前 {result.checked} 条完好）"
         )
+
+
+@click.command("scheduler")
+@with_appcontext
+def scheduler_command():
+    """Run the periodic jobs (reminders, monthly reports, expiry) in this process, exactly once per site."""
+    import logging
+
+    from flask import current_app
+
+    from coop.jobs import lock_path, platform_jobs
+    from coop.scheduling import run_scheduler_forever
+
+    app = current_app._get_current_object()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_scheduler_forever(
+        platform_jobs(app),
+        database_url=app.config["SQLALCHEMY_DATABASE_URI"],
+        lock_path=lock_path(app),
+        timezone=app.config["TIMEZONE"],
+        log=logging.getLogger("coop.scheduler"),
+    )
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@with_appcontext
+def serve_command(host, port):
+    """Single-process server with the scheduler in a background thread (the zero-set-up default)."""
+    import logging
+
+    from flask import current_app
+
+    from coop.jobs import lock_path, platform_jobs
+    from coop.scheduling import acquire_scheduler_lock, build_scheduler
+
+    app = current_app._get_current_object()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    lock = acquire_scheduler_lock(app.config["SQLALCHEMY_DATABASE_URI"], lock_path(app))
+    scheduler = None
+    if lock is None:
+        click.echo("另一个调度进程正在运行：本进程只提供网页服务。")
+    else:
+        scheduler = build_scheduler(platform_jobs(app), timezone=app.config["TIMEZONE"], blocking=False)
+        scheduler.start()
+        click.echo("调度任务已在本进程中启动（提醒、月度报告、协议到期）。")
+    try:
+        app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
+            lock.release()
+
+
+@click.command("backup")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, writable=True), help="archive path (.tar.gz)")
+@with_appcontext
+def backup_command(out_path):
+    """Write one archive with the database, uploads, archived PDFs and keys."""
+    from pathlib import Path
+
+    from coop.backup import BackupError, create_backup, default_backup_name
+
+    try:
+        path = create_backup(Path(out_path) if out_path else default_backup_name(), echo=click.echo)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"备份完成：{path}")
+
+
+@click.command("restore")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False))
+@click.option("--force", is_flag=True, help="overwrite a database that already has data")
+@with_appcontext
+def restore_command(archive, force):
+    """Bring back a backup archive into this instance (empty database unless --force)."""
+    from pathlib import Path
+
+    from coop.backup import BackupError, restore_backup
+
+    try:
+        report = restore_backup(Path(archive), force=force, echo=click.echo)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"恢复完成：{report}")

@@ -6,6 +6,24 @@ import os
 import secrets
 from pathlib import Path
 
+# Reminder rules (coop/reminders): every number can be changed in instance/config.py or COOP_<KEY>.
+REMINDER_DEFAULTS: dict = {
+    "REMINDER_UPCOMING_DAYS": 3,  # a planned activity is announced this many days before
+    "REMINDER_CONFIRM_AFTER_DAYS": 3,  # a partner's entry waits this long before the liaison is reminded
+    "REMINDER_INACTIVE_DAYS": 30,  # an active agreement silent this long (repeats every as many days)
+    "REMINDER_EXPIRING_DAYS": [30, 7],  # days before the end date
+    "REMINDER_ESCALATE_SECRETARY_DAYS": 7,  # after the first reminder, the party's secretary hears of it
+    "REMINDER_ESCALATE_COMMITTEE_DAYS": 14,  # after the first reminder, the committee reviewer hears of it
+    "REMINDER_REPORT_RELEVANT_DAYS": 14,  # a "report ready" notice is news for this long
+    "REMINDER_DIGEST_HOUR": 8,  # local hour digests go out
+    "REMINDER_DIGEST_WEEKDAY": 0,  # weekly digests: Monday
+    "REMINDER_DEFAULT_EMAIL_MODE": "daily",  # for people who never opened their preferences
+    "REMINDER_DEFAULT_QUIET_HOURS": "22:00-07:00",  # same; "" for none
+    "REMINDER_CLAIM_LEASE_MINUTES": 10,  # a crashed sender's claimed e-mails are retried after this
+    "REMINDER_MAX_ATTEMPTS": 5,  # SMTP failures before a delivery is marked failed
+    "REMINDER_IMMEDIATE_MAX": 3,  # more immediate e-mails than this at once are sent as one summary
+}
+
 DEFAULTS: dict = {
     # Database. Empty means SQLite at instance/coop.sqlite3.
     "DATABASE_URL": "",
@@ -17,7 +35,7 @@ DEFAULTS: dict = {
     # Public base URL used in e-mails, PDFs and QR codes.
     "BASE_URL": "http://127.0.0.1:5000",
     # Security
-    "SECRET_KEY": "",
+    "SECRET_KEY": "",  # nosec B105 — empty: generated once into instance/secret_key
     "SESSION_COOKIE_SECURE": False,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
@@ -33,13 +51,20 @@ DEFAULTS: dict = {
     "MAIL_USE_TLS": False,
     "MAIL_USE_SSL": False,
     "MAIL_USERNAME": "",
-    "MAIL_PASSWORD": "",
+    "MAIL_PASSWORD": "",  # nosec B105 — no default password
     "MAIL_FROM": "党建共建平台 <noreply@localhost>",
     "MAIL_TIMEOUT": 20,
-    # Scheduler: "embedded" runs it inside the single-process dev server; "off" leaves it to `flask scheduler`.
-    "SCHEDULER_MODE": "off",
+    # Scheduler (`flask scheduler`, or inside `flask serve`)
     "REPORTS_MONTHLY_HOUR": 2,
     "REMINDER_SWEEP_MINUTES": 15,
+    "REPORTS_PROCESSES": 2,  # worker processes for a month's reports (1 = in-process)
+    # Mail over TLS to a server with a private CA
+    "MAIL_CA_FILE": "",
+    # JSON API bearer tokens live this many days
+    "API_TOKEN_DAYS": 30,  # nosec B105 — a number of days
+    # Largest PDF the public verification page accepts
+    "AGREEMENT_VERIFY_MAX_BYTES": 20 * 1024 * 1024,
+    **REMINDER_DEFAULTS,
 }
 
 # Keys that are read from the environment as COOP_<KEY>; values are parsed as JSON when they look like it.
@@ -52,7 +77,8 @@ def _parse_env(raw: str, default):
     if isinstance(default, int):
         return int(raw)
     if isinstance(default, list):
-        return json.loads(raw) if raw.strip().startswith("[") else [p.strip() for p in raw.split(",") if p.strip()]
+        items = json.loads(raw) if raw.strip().startswith("[") else [p.strip() for p in raw.split(",") if p.strip()]
+        return [int(i) for i in items] if default and isinstance(default[0], int) else items
     return raw
 
 

@@ -11,7 +11,7 @@ from coop.extensions import db
 from coop.orgs.models import Organization, OrgKind, OrgRelation
 from coop.orgs.operations import create_organization
 
-DEMO_PASSWORD = "Demo2026!"
+DEMO_PASSWORD = "Demo2026!"  # nosec B105 — the documented password of the demo accounts
 
 # (key, name, kind, relation, parent key, region, brand name, brand slogan)
 DEMO_ORGS = [
@@ -57,9 +57,16 @@ DEMO_USERS = [
     ("community_sj", "高志远", "建北街道党工委书记", "community", [Role.secretary, Role.liaison]),
 ]
 
-# Later domains (agreements, activities, …) append steps: step(orgs: dict[key, Organization],
-# users: dict[username, User], echo) — each idempotent.
-DEMO_STEPS: list[Callable] = []
+
+def _demo_steps() -> list[Callable]:
+    """Each domain's step(orgs: dict[key, Organization], users: dict[username, User], echo), in the
+    order the data depends on; every step is idempotent."""
+    from agreements.demo import seed_demo_step as agreements_step
+    from coop.activities.demo import seed_demo_step as activities_step
+    from coop.reminders.demo import seed_demo_step as reminders_step
+    from coop.review.demo import seed_demo_step as review_step
+
+    return [agreements_step, activities_step, review_step, reminders_step]
 
 
 def _org_by_name(name: str, parent: Organization | None) -> Organization | None:
@@ -71,8 +78,9 @@ def _org_by_name(name: str, parent: Organization | None) -> Organization | None:
     ).scalar_one_or_none()
 
 
-def seed_demo(echo: Callable[[str], None] = print) -> None:
-    """Create the demo group, its partners and a user for every role; safe to run again."""
+def seed_demo(echo: Callable[[str], None] = print, *, domains: bool = True) -> None:
+    """Create the demo group, its partners and a user for every role, then (unless domains=False)
+    agreements, activities, evaluations and reminders; safe to run again."""
     orgs: dict[str, Organization] = {}
     for key, name, kind, relation, parent_key, region, brand, slogan in DEMO_ORGS:
         parent = orgs.get(parent_key) if parent_key else None
@@ -95,7 +103,7 @@ def seed_demo(echo: Callable[[str], None] = print) -> None:
             )
         users[username] = user
     db.session.commit()
-    for step in DEMO_STEPS:
+    for step in _demo_steps() if domains else []:
         step(orgs, users, echo)
         db.session.commit()
 

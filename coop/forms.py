@@ -8,7 +8,7 @@ from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import ValidationError
 
 # Characters that never belong in names or titles: C0/C1 controls and bidi overrides, which can make
-# text display differently from what was stored (e.g. "‮gnp.exe").
+# text display differently from what was stored (e.g. U+202E turning "gnp.exe" around).
 _BIDI_CONTROLS = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e", "\u200f"}
 
 

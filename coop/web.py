@@ -74,7 +74,7 @@ def error_response(status: int, message_zh: str | None = None, message_en: str |
             405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid",
             429: "too_many_requests", 500: "server_error",
         }.get(status, "error")
-        body = {"code": code, "message": message_zh, "message_en": message_en, **extra}
+        body = {"code": code, "message": message_zh, "message_en": message_en, "fields": extra.pop("fields", {}), **extra}
         return jsonify(body), status
     return render_template("errors.html", status=status, message=message_zh), status
 
@@ -181,7 +181,7 @@ def add_nav(endpoint: str, label: str, visible, order: int = 50) -> None:
 
 def nav_items() -> list[dict]:
     """The navigation entries the current user may use."""
-    if not current_user.is_authenticated:
+    if not current_user or not current_user.is_authenticated:  # None outside a request (e-mails, PDFs)
         return []
     items = []
     for _order, endpoint, label, visible in NAV:

@@ -6,6 +6,7 @@ loaded as a pytest plugin.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pathlib
@@ -53,11 +54,20 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory):
+def database_url(tmp_path_factory, worker_id):
     url = os.environ.get("TEST_DATABASE_URL")
-    if url:
+    if not url:
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+    if worker_id == "master":
         return url
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+    # pytest-xdist: each worker gets its own PostgreSQL database next to the given one.
+    name = f"{url.rsplit('/', 1)[1]}_{worker_id}"
+    admin = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"{url.rsplit('/', 1)[0]}/{name}"
 
 
 @pytest.fixture(scope="session")
@@ -92,6 +102,34 @@ def _wipe_all_tables():
             sa.text("SELECT name FROM sqlite_master WHERE name='sqlite_sequence'")
         ).first() else None
     db.session.commit()
+
+
+@contextlib.contextmanager
+def throwaway_database(tmp_dir: pathlib.Path):
+    """A URL of a brand-new, empty database of the same kind as the test database (dropped afterwards)."""
+    import uuid
+
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        yield f"sqlite:///{tmp_dir / f'empty-{uuid.uuid4().hex[:8]}.sqlite3'}"
+        return
+    name = f"coop_tmp_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def empty_database_url(tmp_path):
+    """See throwaway_database."""
+    with throwaway_database(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -10,8 +10,10 @@ from coop.forms import CleanStringField
 
 
 class LoginForm(FlaskForm):
-    username = CleanStringField("用户名", validators=[DataRequired("请输入用户名"), Length(max=64)])
-    password = PasswordField("密码", validators=[DataRequired("请输入密码"), Length(max=200)])
+    username = CleanStringField("用户名", validators=[DataRequired("请输入用户名"), Length(max=64)],
+                                render_kw={"autocomplete": "username", "autocapitalize": "none"})
+    password = PasswordField("密码", validators=[DataRequired("请输入密码"), Length(max=200)],
+                             render_kw={"autocomplete": "current-password"})
 
 
 class ChangePasswordForm(FlaskForm):

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Callable, Iterable, Optional
 
 import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
 from flask import current_app
 
 from coop.audit.operations import record
@@ -67,7 +68,8 @@ def login_locked_until(username: str, ip: str | None):
     return max(until) if until else None
 
 
-def _note_failure(username: str, ip: str | None) -> None:
+def note_login_failure(username: str, ip: str | None) -> None:
+    """Count a wrong password (login, signing, API token) towards the lock of this name and address."""
     now = now_utc()
     lock_minutes = current_app.config["LOGIN_LOCK_MINUTES"]
     for key, limit in _throttle_keys(username, ip):
@@ -83,7 +85,8 @@ def _note_failure(username: str, ip: str | None) -> None:
     db.session.flush()
 
 
-def _clear_failures(username: str, ip: str | None) -> None:
+def clear_login_failures(username: str, ip: str | None) -> None:
+    """Forget the failures of this name at this address after a correct password."""
     key = _throttle_keys(username, ip)[0][0]
     db.session.execute(sa.delete(LoginThrottle).where(LoginThrottle.key == key))
 
@@ -103,9 +106,9 @@ def authenticate(username: str, password: str, ip: str | None) -> User:
     ).scalar_one_or_none()
     ok = verify_password(user.password_hash if user else _dummy_hash(), password or "")
     if not ok or user is None or not user.is_active:
-        _note_failure(username, ip)
+        note_login_failure(username, ip)
         raise LoginRefused("用户名或密码不正确。")
-    _clear_failures(username, ip)
+    clear_login_failures(username, ip)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = now_utc()
@@ -132,6 +135,8 @@ def user_for_session_token(token: str) -> Optional[User]:
     max_age = timedelta(days=7)
     row = db.session.execute(
         sa.select(LoginSession).where(LoginSession.token_hash == _token_hash(token))
+        # the user in the same query: this runs on every signed-in request (issue 10)
+        .options(joinedload(LoginSession.user))
     ).scalar_one_or_none()
     if row is None or row.revoked_at is not None or now_utc() - row.created_at > max_age:
         return None

@@ -119,3 +119,17 @@ def can_manage_users(user: User) -> bool:
 def can_read_audit(user: User) -> bool:
     """Admins read the whole audit log; committee reviewers read their subtree's entries."""
     return user.is_authenticated and (user.is_admin or committee_scope_root(user) is not None)
+
+
+def may_place_under(user: User, parent: Organization | None) -> bool:
+    """May `user` put an organization under `parent` (None: make it a root)?
+
+    Used by the organization screens and the API alike: admins anywhere; a committee reviewer only under an
+    organization they manage or under their own scope root; only admins create roots.
+    """
+    if user.is_admin:
+        return True
+    if parent is None:
+        return False
+    root = committee_scope_root(user)
+    return can_manage_organization(user, parent) or (root is not None and parent.id == root.id)

@@ -10,6 +10,7 @@ from coop.auth.permissions import (
     can_manage_organization,
     can_view_organization,
     committee_scope_root,
+    may_place_under,
     get_or_404,
     require,
 )
@@ -94,7 +95,7 @@ def new():
         form.parent_id.data = request.args.get("parent")
     if form.validate_on_submit():
         parent = _chosen_parent(form)
-        if not current_user.is_admin and (parent is None or not can_manage_organization(current_user, parent) and parent.id != committee_scope_root(current_user).id):
+        if not may_place_under(current_user, parent):
             form.parent_id.errors.append("只能在您负责的组织范围内新建组织。")
         else:
             try:
@@ -120,12 +121,10 @@ def edit(org_id):
         form.parent_id.data = str(org.parent_id or "")
     if form.validate_on_submit():
         parent = _chosen_parent(form)
-        if parent is not None and not current_user.is_admin and not (
-            can_manage_organization(current_user, parent) or parent.id == committee_scope_root(current_user).id
-        ):
-            form.parent_id.errors.append("只能移动到您负责的组织范围内。")
-        elif parent is None and not current_user.is_admin:
+        if parent is None and not current_user.is_admin:
             form.parent_id.errors.append("只有管理员可以设置顶级组织。")
+        elif not may_place_under(current_user, parent):
+            form.parent_id.errors.append("只能移动到您负责的组织范围内。")
         else:
             try:
                 ops.update_organization(org, actor=current_user, **_form_fields(form))

@@ -1,4 +1,278 @@
-"""Report screens (not built yet)."""
-from flask import Blueprint
+"""Monthly report screens: the archive list, downloads, on-screen reports, "generate now", month batches."""
+from __future__ import annotations
 
-bp = Blueprint("reports", __name__)
+from datetime import date
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask_login import current_user, login_required
+
+from agreements.models import Agreement
+from coop.auth.permissions import committee_scope_root, get_or_404, require
+from coop.extensions import db
+from coop.formatting import local_today
+from coop.orgs.models import Organization
+from coop.reports import jobs, operations as ops, queries
+from coop.reports.charts import monthly_bars_svg
+from coop.reports.models import REPORT_KIND_LABELS, MonthlyReport, ReportKind, ReportRun
+from coop.reports.pdf import thumbnail_data_uri
+from coop.reports.permissions import (
+    can_run_month_batch,
+    can_see_reports,
+    can_view_report,
+    can_view_subject,
+    visible_reports_filter,
+)
+from coop.reports.progress import STATUS_LABELS, month_bounds
+from coop.web import add_nav
+
+bp = Blueprint("reports", __name__, url_prefix="/reports")
+
+add_nav("reports.index", "月度报告", can_see_reports, order=45)
+
+PER_PAGE = 30
+
+
+def _month_or_404(text: str) -> tuple[int, int]:
+    try:
+        return queries.parse_month(text)
+    except ValueError:
+        abort(404)
+
+
+def _recent_months(count: int = 12) -> list[str]:
+    """The last `count` completed months, newest first, as 2026-10 keys (for month pickers)."""
+    y, m = queries.last_completed_month(local_today())
+    return [queries.month_key(*queries.shift_month(y, m, -i)) for i in range(count)]
+
+
+def _subject_url(kind: ReportKind, subject_id: int | None, month: str) -> str:
+    if kind is ReportKind.agreement:
+        return url_for("reports.agreement_month", agreement_id=subject_id, month=month)
+    if kind is ReportKind.organization:
+        return url_for("reports.organization_month", org_id=subject_id, month=month)
+    return url_for("reports.committee_month", month=month, org=subject_id)
+
+
+def _report_url(report: MonthlyReport) -> str:
+    subject_id = report.agreement_id if report.kind is ReportKind.agreement else report.organization_id
+    return _subject_url(report.kind, subject_id, report.month_key)
+
+
+def _my_subjects(user, month: str) -> list[dict]:
+    """Quick links to the reports this user is most likely to want (their organization's and scope's)."""
+    links = []
+    first, last = month_bounds(*queries.parse_month(month))
+    if user.organization_id is not None:
+        for a in queries.agreements_in_month(first, last, organization_id=user.organization_id):
+            links.append({"label": a.title, "kind": REPORT_KIND_LABELS[ReportKind.agreement],
+                          "url": _subject_url(ReportKind.agreement, a.id, month)})
+        links.append({"label": user.organization.name, "kind": REPORT_KIND_LABELS[ReportKind.organization],
+                      "url": _subject_url(ReportKind.organization, user.organization_id, month)})
+    root = committee_scope_root(user)
+    if root is not None:
+        links.append({"label": root.name, "kind": REPORT_KIND_LABELS[ReportKind.committee],
+                      "url": _subject_url(ReportKind.committee, root.id, month)})
+    if user.is_admin:
+        for org in queries.committee_scope_roots():
+            if root is None or org.id != root.id:
+                links.append({"label": org.name, "kind": REPORT_KIND_LABELS[ReportKind.committee],
+                              "url": _subject_url(ReportKind.committee, org.id, month)})
+        links.append({"label": "全平台", "kind": REPORT_KIND_LABELS[ReportKind.committee],
+                      "url": _subject_url(ReportKind.committee, None, month)})
+    return links
+
+
+@bp.route("/")
+@login_required
+def index():
+    """The archive list (what the user may see), quick links to this month's reports, month batches."""
+    require(can_see_reports(current_user))
+    months = _recent_months()
+    stmt = (
+        sa.select(MonthlyReport)
+        .where(visible_reports_filter(current_user))
+        .order_by(MonthlyReport.year.desc(), MonthlyReport.month.desc(), MonthlyReport.kind,
+                  MonthlyReport.subject_key, MonthlyReport.version.desc())
+    )
+    month = request.args.get("month", "")
+    if month:
+        try:
+            y, m = queries.parse_month(month)
+        except ValueError:
+            month = ""
+        else:
+            stmt = stmt.where(MonthlyReport.year == y, MonthlyReport.month == m)
+    kind = request.args.get("kind", "")
+    if kind in {k.value for k in ReportKind}:
+        stmt = stmt.where(MonthlyReport.kind == ReportKind(kind))
+    else:
+        kind = ""
+    page = db.paginate(stmt, page=request.args.get("page", 1, type=int), per_page=PER_PAGE, error_out=False)
+    runs = []
+    if can_run_month_batch(current_user):
+        runs = db.session.execute(sa.select(ReportRun).order_by(ReportRun.id.desc()).limit(5)).scalars().all()
+    quick_month = month if month in months else months[0]
+    return render_template(
+        "reports/index.html", page=page, months=months, month=month, kind=kind, kinds=REPORT_KIND_LABELS,
+        quick_month=quick_month, quick_links=_my_subjects(current_user, quick_month), runs=runs,
+        can_batch=can_run_month_batch(current_user), report_url=_report_url, is_stale=ops.is_stale,
+    )
+
+
+@bp.route("/<int:report_id>/download")
+@login_required
+def download(report_id):
+    """An archived PDF, by id, after the permission check (404 unknown, 403 not yours)."""
+    report = get_or_404(MonthlyReport, report_id)
+    require(can_view_report(current_user, report))
+    path = ops.archive_path(report)
+    if not path.is_file():
+        current_app.logger.error("archived report %s missing at %s", report.id, path)
+        abort(404)
+    resp = send_file(path, mimetype="application/pdf", as_attachment=request.args.get("inline") != "1",
+                     download_name=ops.export_file_name(report), max_age=0, etag=report.sha256)
+    resp.headers["X-Content-SHA256"] = report.sha256
+    return resp
+
+
+def _page_context(kind: ReportKind, subject_obj, month: str):
+    """Load the month's data for an on-screen report (a running month is shown up to today)."""
+    y, m = _month_or_404(month)
+    today = local_today()
+    if date(y, m, 1) > today:
+        abort(404)
+    subject = {ReportKind.agreement: ops.agreement_subject, ReportKind.organization: ops.organization_subject,
+               ReportKind.committee: ops.committee_subject}[kind](subject_obj)
+    complete = (y, m) <= queries.last_completed_month(today)
+    versions = ops.versions_of(subject, y, m)
+    prev_key = queries.month_key(*queries.shift_month(y, m, -1))
+    next_key = queries.month_key(*queries.shift_month(y, m, 1)) if not (y, m) >= (today.year, today.month) else None
+    return {
+        "subject": subject, "month": month, "complete": complete, "versions": versions,
+        "next_version": (versions[0].version + 1) if versions else 1,
+        "prev_month": prev_key, "next_month": next_key, "months": _recent_months(),
+        "status_labels": STATUS_LABELS, "symbols": queries.STATUS_SYMBOLS, "year": y, "month_number": m,
+    }
+
+
+@bp.route("/agreements/<int:agreement_id>/<month>")
+@login_required
+def agreement_month(agreement_id, month):
+    """An agreement's report on screen: the same figures as its PDF; url_for(..., month='2026-10')."""
+    agreement = get_or_404(Agreement, agreement_id)
+    require(can_view_subject(current_user, ReportKind.agreement, agreement))
+    ctx = _page_context(ReportKind.agreement, agreement, month)
+    data = queries.agreement_report_data(agreement, ctx["year"], ctx["month_number"])
+    upload_dir = current_app.config["UPLOAD_DIR"]
+    photos = [(a, uri) for a in data.activities for t in a.thumbnails if (uri := thumbnail_data_uri(upload_dir, t.path))]
+    return render_template("reports/agreement.html", data=data, chart=monthly_bars_svg(data.chart), photos=photos,
+                           agreement=agreement, **ctx)
+
+
+@bp.route("/organizations/<int:org_id>/<month>")
+@login_required
+def organization_month(org_id, month):
+    """An organization's report on screen."""
+    org = get_or_404(Organization, org_id)
+    require(can_view_subject(current_user, ReportKind.organization, org))
+    ctx = _page_context(ReportKind.organization, org, month)
+    data = queries.organization_report_data(org, ctx["year"], ctx["month_number"])
+    return render_template("reports/organization.html", data=data, chart=monthly_bars_svg(data.chart), **ctx)
+
+
+@bp.route("/committee/<month>")
+@login_required
+def committee_month(month):
+    """A committee report on screen: ?org=<id> for a reviewer's scope, no org for the whole platform (admins)."""
+    org_id = request.args.get("org")
+    org = get_or_404(Organization, org_id) if org_id else None
+    require(can_view_subject(current_user, ReportKind.committee, org))
+    ctx = _page_context(ReportKind.committee, org, month)
+    data = queries.committee_report_data(org, ctx["year"], ctx["month_number"])
+    return render_template("reports/committee.html", data=data, chart=monthly_bars_svg(data.chart), **ctx)
+
+
+@bp.route("/generate", methods=["POST"])
+@login_required
+def generate():
+    """Generate one report now (next version) and go back to its page saying which version was made."""
+    try:
+        kind = ReportKind(request.form.get("kind", ""))
+        year, month = queries.parse_month(request.form.get("month", ""))
+        raw_id = request.form.get("subject_id") or None
+        subject_id = int(raw_id) if raw_id is not None else None
+    except ValueError:
+        abort(400)
+    try:
+        subject, obj = ops.subject_for(kind, subject_id)
+    except ops.ReportError:
+        abort(404)
+    require(can_view_subject(current_user, kind, obj))
+    back = _subject_url(kind, subject_id, queries.month_key(year, month))
+    try:
+        report = ops.generate_report(kind, subject_id, year, month, actor=current_user)
+        db.session.commit()
+    except ops.ReportError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(back)
+    flash(f"已生成第 {report.version} 版：{report.title}" + ("（此前的版本仍保留在存档中）" if report.version > 1 else ""), "success")
+    return redirect(back)
+
+
+# --- month batches ---------------------------------------------------------------------------------------
+
+
+@bp.route("/runs", methods=["POST"])
+@login_required
+def start_run():
+    """Start a whole month's batch in the background (admins) and show its progress page."""
+    require(can_run_month_batch(current_user))
+    try:
+        year, month = queries.parse_month(request.form.get("month", ""))
+    except ValueError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("reports.index"))
+    try:
+        run = ops.start_report_run(year, month, actor=current_user, force=request.form.get("force") == "1")
+        db.session.commit()
+    except ops.ReportError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("reports.index"))
+    jobs.launch_report_run(current_app._get_current_object(), run.id)
+    return redirect(url_for("reports.run", run_id=run.id))
+
+
+def _run_json(run: ReportRun) -> dict:
+    stale = ops.is_stale(run)
+    status = "failed" if stale else run.status.value
+    return {
+        "id": run.id, "month": run.month_key, "status": status,
+        "status_label": "已中断" if stale else run.status.label,
+        "total": run.total, "done": run.done, "created": run.created, "failed": run.failed,
+        "percent": round(100 * run.done / run.total) if run.total else (100 if status != "running" else 0),
+        "message": run.message, "finished": status != "running",
+        "list_url": url_for("reports.index", month=run.month_key),
+    }
+
+
+@bp.route("/runs/<int:run_id>")
+@login_required
+def run(run_id):
+    """A month batch's progress page (polled by static/js/reports.js; can be left and reopened)."""
+    require(can_run_month_batch(current_user))
+    report_run = get_or_404(ReportRun, run_id)
+    return render_template("reports/run.html", run=report_run, state=_run_json(report_run))
+
+
+@bp.route("/runs/<int:run_id>/progress")
+@login_required
+def run_progress(run_id):
+    """A month batch's counters as JSON."""
+    require(can_run_month_batch(current_user))
+    report_run = get_or_404(ReportRun, run_id)
+    resp = jsonify(_run_json(report_run))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp

@@ -21,4 +21,21 @@
       setTimeout(function () { btn.disabled = false; }, 8000);
     }
   });
+  // Wide tables and charts scroll sideways on a phone: a wrapper that overflows must be reachable by
+  // keyboard to be scrolled (WCAG 2.1.1; axe "scrollable-region-focusable").
+  function focusableScrollers() {
+    document.querySelectorAll(".table-wrap, .chart-wrap").forEach(function (el) {
+      if (el.hasAttribute("tabindex") && !el.hasAttribute("data-auto-tabindex")) { return; }
+      if (el.scrollWidth > el.clientWidth) {
+        el.setAttribute("tabindex", "0");
+        el.setAttribute("data-auto-tabindex", "");
+      } else if (el.hasAttribute("data-auto-tabindex")) {
+        el.removeAttribute("tabindex");
+        el.removeAttribute("data-auto-tabindex");
+      }
+    });
+  }
+  focusableScrollers();
+  var resizeTimer;
+  window.addEventListener("resize", function () { clearTimeout(resizeTimer); resizeTimer = setTimeout(focusableScrollers, 200); });
 })();

@@ -1,0 +1,144 @@
+"""Forms of the agreement screens: the draft/amendment editor, signing, declining, terminating, verifying."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import BooleanField, DateField, FieldList, IntegerField, PasswordField, SelectField, SelectMultipleField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+
+from agreements.content import MAX_COUNT_PER_YEAR, AgreementContent
+from coop.categories import CATEGORIES
+from coop.forms import CleanStringField, CleanTextAreaField
+
+FORM_PARTY_SLOTS = 6  # party pickers shown; empty ones are ignored
+
+
+class AgreementForm(FlaskForm):
+    """Title, parties, term, purpose, 八联 commitments, liaisons, free clauses, signing order."""
+
+    title = CleanStringField("协议名称", [DataRequired("请填写协议名称。"), Length(max=200)])
+    number = CleanStringField("协议编号（文号，可选）", [Optional(), Length(max=60)])
+    parties = FieldList(SelectField("共建方", choices=[], validate_choice=False), min_entries=FORM_PARTY_SLOTS,
+                        max_entries=FORM_PARTY_SLOTS)
+    starts_on = DateField("开始日期", [DataRequired("请填写开始日期。")])
+    ends_on = DateField("结束日期", [DataRequired("请填写结束日期。")])
+    purpose = CleanTextAreaField("共建目标", [Optional(), Length(max=4000)], render_kw={"rows": 4})
+    clauses = CleanTextAreaField("其他条款（每行一条，自动编号）", [Optional(), Length(max=8000)],
+                                 render_kw={"rows": 8})
+    signing_order_fixed = BooleanField("按甲方、乙方……的顺序依次签署（不勾选则各方可按任意顺序签署）")
+    liaisons = SelectMultipleField("联络员", choices=[], validate_choice=False)
+
+    def validate_ends_on(self, field):
+        if self.starts_on.data and field.data and field.data < self.starts_on.data:
+            raise ValidationError("结束日期不能早于开始日期。")
+
+    def validate_parties(self, field):
+        chosen = [e.data for e in field.entries if e.data]
+        allowed = {v for v, _ in (field.entries[0].choices if field.entries else [])}
+        if any(v not in allowed for v in chosen):
+            raise ValidationError("请选择有效的组织。")
+        if len(set(chosen)) != len(chosen):
+            raise ValidationError("同一个组织不能重复选择。")
+        if len(chosen) < 2:
+            raise ValidationError("请至少选择两个共建方。")
+
+    def set_party_choices(self, choices: list[tuple[str, str]]) -> None:
+        """Give every party picker the same list of organizations (plus an empty option)."""
+        for entry in self.parties.entries:
+            entry.choices = [("", "（不选）")] + choices
+
+    def fill(self, content: AgreementContent) -> None:
+        """Pre-fill from content (GET)."""
+        self.title.data, self.number.data = content.title, content.number
+        self.starts_on.data, self.ends_on.data = content.starts_on, content.ends_on
+        self.purpose.data = content.purpose
+        self.clauses.data = "\n".join(content.clauses)
+        self.signing_order_fixed.data = content.signing_order_fixed
+        if self.parties is not None:
+            for entry, org_id in zip(self.parties.entries, content.party_ids + [None] * FORM_PARTY_SLOTS):
+                entry.data = str(org_id) if org_id else ""
+        for c in CATEGORIES:
+            count, text = content.commitments.get(c.code, (None, ""))
+            getattr(self, f"count_{c.code}").data = count or None
+            getattr(self, f"text_{c.code}").data = text
+        self.liaisons.data = [f"{org}:{uid}" for org, uids in content.liaisons.items() for uid in uids]
+
+    def chosen_party_ids(self) -> list[int]:
+        """The organizations picked, in picker order (blank pickers skipped)."""
+        return [int(e.data) for e in self.parties.entries if e.data and e.data.isdigit()]
+
+    def to_content(self, *, party_ids: list[int] | None = None, shown_liaison_orgs: set[int] = frozenset()) -> AgreementContent:
+        """The content typed in the form.
+
+        Liaisons are kept for parties whose liaison list was on the page (even if none was ticked);
+        a party newly added in this submission gets its organization's liaisons by default.
+        """
+        party_ids = party_ids if party_ids is not None else self.chosen_party_ids()
+        commitments = {}
+        for c in CATEGORIES:
+            count = getattr(self, f"count_{c.code}").data or 0
+            text = (getattr(self, f"text_{c.code}").data or "").strip()
+            if count or text:
+                commitments[c.code] = (count, text)
+        liaisons: dict[int, list[int]] = {org: [] for org in party_ids if org in shown_liaison_orgs}
+        for value in self.liaisons.data or []:
+            org, _, uid = value.partition(":")
+            if org.isdigit() and uid.isdigit() and int(org) in liaisons:
+                liaisons[int(org)].append(int(uid))
+        clauses = [line.strip() for line in (self.clauses.data or "").split("\n") if line.strip()]
+        return AgreementContent(
+            title=self.title.data or "", number=self.number.data or None, starts_on=self.starts_on.data,
+            ends_on=self.ends_on.data, party_ids=party_ids, purpose=self.purpose.data or "",
+            commitments=commitments, liaisons=liaisons, clauses=clauses,
+            signing_order_fixed=bool(self.signing_order_fixed.data),
+        )
+
+
+for _c in CATEGORIES:
+    setattr(AgreementForm, f"count_{_c.code}", IntegerField(
+        f"{_c.name} 次/年", [Optional(), NumberRange(0, MAX_COUNT_PER_YEAR, f"次数应在 0 到 {MAX_COUNT_PER_YEAR} 之间。")]))
+    setattr(AgreementForm, f"text_{_c.code}", CleanStringField(f"{_c.name} 内容", [Optional(), Length(max=500)]))
+
+
+class AmendmentForm(AgreementForm):
+    """The same editor for an amendment: parties are fixed (a new party means a new agreement)."""
+
+    parties = None
+    note = CleanTextAreaField("修订说明（修订了什么、为什么）", [Optional(), Length(max=1000)])
+
+
+class SignForm(FlaskForm):
+    """Re-enter the password to sign."""
+
+    password = PasswordField("您的登录密码", [DataRequired("请输入密码以确认签署。")],
+                             render_kw={"autocomplete": "current-password"})
+    confirm = BooleanField("我已阅读协议全文，同意代表本组织签署", [DataRequired("请勾选确认。")])
+
+
+class ReasonForm(FlaskForm):
+    """A required reason (decline, terminate)."""
+
+    reason = CleanTextAreaField("理由", [DataRequired("请填写理由。"), Length(max=500)])
+
+
+class NoteForm(FlaskForm):
+    """An optional note (start an amendment, recall, withdraw)."""
+
+    note = CleanTextAreaField("说明（可选）", [Optional(), Length(max=1000)])
+
+
+class VerifyForm(FlaskForm):
+    """Upload a PDF to check it."""
+
+    file = FileField("协议 PDF 文件")
+
+
+class AgreementFilterForm(FlaskForm):
+    """List filters (GET, no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    status = SelectField("状态", choices=[], validate_choice=False)
+    party = SelectField("共建方", choices=[], validate_choice=False)
+    expiring = BooleanField("30 天内到期")
