@@ -50,12 +50,19 @@ def create_user_command(username, roles, organization_id, display_name, email, p
 
 
 @click.command("seed-demo")
+@click.option("--scale", type=click.Choice(["small", "large"]), default="small", show_default=True,
+              help="large: also generate group-scale data (300 organizations, 1,500 users, 600 agreements, "
+                   "60,000 activities) for performance work; bulk-inserted, unsigned, marked as generated data")
 @with_appcontext
-def seed_demo_command():
+def seed_demo_command(scale):
     """Load a realistic demo group (idempotent) and print the demo sign-ins."""
     from coop import demo
 
     demo.seed_demo(echo=click.echo)
+    if scale == "large":
+        from coop import demo_large
+
+        demo_large.seed_large(echo=click.echo)
 
 
 @click.command("doctor")
