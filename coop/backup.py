@@ -100,7 +100,7 @@ def create_backup(out_path: Path, echo: Callable[[str], None] = print) -> Path:
             url = libpq_url(db.engine.url.render_as_string(hide_password=False))
             with db.engine.connect() as conn:
                 counts, revision = _table_counts(conn), _alembic_revision(conn)
-            proc = subprocess.run(  # nosec B603 B607 — fixed argument list, no shell; pg_dump from PATH
+            proc = subprocess.run(  # fixed argument list, no shell; pg_dump from PATH  # nosec B603 B607
                 ["pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--file={db_file}", url],
                 capture_output=True, text=True,
             )
@@ -150,7 +150,7 @@ def _database_has_data() -> bool:
     with db.engine.connect() as conn:
         names = set(sa.inspect(conn).get_table_names())
         for table in ("users", "organizations"):
-            if table in names and conn.execute(sa.text(f'SELECT 1 FROM "{table}" LIMIT 1')).first():  # nosec B608 — fixed names
+            if table in names and conn.execute(sa.text(f'SELECT 1 FROM "{table}" LIMIT 1')).first():  # fixed names  # nosec B608
                 return True
     return False
 
@@ -194,7 +194,7 @@ def restore_backup(archive: Path, *, force: bool = False, echo: Callable[[str], 
             shutil.copyfile(db_file, target)
         else:
             url = libpq_url(db.engine.url.render_as_string(hide_password=False))
-            proc = subprocess.run(  # nosec B603 B607 — fixed argument list, no shell; pg_restore from PATH
+            proc = subprocess.run(  # fixed argument list, no shell; pg_restore from PATH  # nosec B603 B607
                 ["pg_restore", "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
                  f"--dbname={url}", str(db_file)],
                 capture_output=True, text=True,

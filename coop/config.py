@@ -35,7 +35,7 @@ DEFAULTS: dict = {
     # Public base URL used in e-mails, PDFs and QR codes.
     "BASE_URL": "http://127.0.0.1:5000",
     # Security
-    "SECRET_KEY": "",  # nosec B105 — empty: generated once into instance/secret_key
+    "SECRET_KEY": "",  # empty: generated once into instance/secret_key  # nosec B105
     "SESSION_COOKIE_SECURE": False,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
@@ -51,7 +51,7 @@ DEFAULTS: dict = {
     "MAIL_USE_TLS": False,
     "MAIL_USE_SSL": False,
     "MAIL_USERNAME": "",
-    "MAIL_PASSWORD": "",  # nosec B105 — no default password
+    "MAIL_PASSWORD": "",  # no default password  # nosec B105
     "MAIL_FROM": "党建共建平台 <noreply@localhost>",
     "MAIL_TIMEOUT": 20,
     # Scheduler (`flask scheduler`, or inside `flask serve`)
@@ -61,7 +61,7 @@ DEFAULTS: dict = {
     # Mail over TLS to a server with a private CA
     "MAIL_CA_FILE": "",
     # JSON API bearer tokens live this many days
-    "API_TOKEN_DAYS": 30,  # nosec B105 — a number of days
+    "API_TOKEN_DAYS": 30,  # a number of days  # nosec B105
     # Largest PDF the public verification page accepts
     "AGREEMENT_VERIFY_MAX_BYTES": 20 * 1024 * 1024,
     **REMINDER_DEFAULTS,

@@ -11,7 +11,7 @@ from coop.extensions import db
 from coop.orgs.models import Organization, OrgKind, OrgRelation
 from coop.orgs.operations import create_organization
 
-DEMO_PASSWORD = "Demo2026!"  # nosec B105 — the documented password of the demo accounts
+DEMO_PASSWORD = "Demo2026!"  # the documented password of the demo accounts  # nosec B105
 
 # (key, name, kind, relation, parent key, region, brand name, brand slogan)
 DEMO_ORGS = [

@@ -22,7 +22,7 @@ class Check:
 
 def _font_check() -> Check:
     try:
-        out = subprocess.run(["fc-list", ":lang=zh", "family"],  # nosec B603 B607 — fixed command, no shell
+        out = subprocess.run(["fc-list", ":lang=zh", "family"],  # fixed command, no shell  # nosec B603 B607
                               capture_output=True, text=True, timeout=20).stdout
     except (OSError, subprocess.SubprocessError):
         return Check("中文字体", False, "找不到 fontconfig（fc-list）。", "sudo apt-get install fontconfig fonts-noto-cjk")

@@ -240,7 +240,7 @@ def qr_data_uri(text: str, *, error: str = "m") -> str:
 def font_file(family: str) -> tuple[Path, int]:
     """The font file and face index fontconfig uses for ``family`` (raises PdfRenderError if absent)."""
     try:
-        out = subprocess.run(  # nosec B603 B607 — fontconfig lookup of our own family names, no shell
+        out = subprocess.run(  # fontconfig lookup of our own family names, no shell  # nosec B603 B607
             ["fc-match", "--format=%{file}\n%{index}\n%{family}", family],
             capture_output=True, text=True, check=True, timeout=10,
         ).stdout
@@ -297,7 +297,7 @@ def missing_glyphs(text: str, family: str = SONG_FAMILY) -> set[str]:
 def embedded_fonts(pdf_bytes: bytes) -> list[dict]:
     """The fonts of a PDF as ``pdffonts`` lists them: name, type, embedded, subset."""
     try:
-        out = subprocess.run(  # nosec B603 B607 — fixed poppler tool, no shell
+        out = subprocess.run(  # fixed poppler tool, no shell  # nosec B603 B607
             ["pdffonts", "-"], input=pdf_bytes, capture_output=True, check=True, timeout=60
         ).stdout.decode("utf-8", "replace")
     except (OSError, subprocess.SubprocessError) as exc:

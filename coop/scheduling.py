@@ -152,7 +152,7 @@ class PostgresSchedulerLock(SchedulerLock):
         self._released = True
         try:
             self._conn.execute("SELECT pg_advisory_unlock(%s::bigint)", (self.key,))
-        except Exception:  # noqa: BLE001  # nosec B110 — closing the session below releases it anyway
+        except Exception:  # noqa: BLE001  # closing the session below releases it anyway  # nosec B110
             pass
         _close_quietly(self._conn)
 
@@ -234,7 +234,7 @@ def _try_advisory_lock(conninfo: str, key: int):
 def _close_quietly(conn: Any) -> None:
     try:
         conn.close()
-    except Exception:  # noqa: BLE001  # nosec B110 — closing a broken connection may itself fail; nothing to do about it
+    except Exception:  # noqa: BLE001  # closing a broken connection may itself fail; nothing to do about it  # nosec B110
         pass
 
 

@@ -70,3 +70,17 @@ def test_static_assets_are_versioned_and_cacheable(client):
 def test_signed_in_pages_are_not_cached_by_shared_proxies(client, make_user, login, path):
     login(client, make_user("admin"))
     assert client.get(path).headers["Cache-Control"] == "no-store"
+
+
+def test_production_cookie_flags_on_sign_in(app, client, make_user):
+    from tests.conftest import DEFAULT_PASSWORD
+
+    # What a deployment behind HTTPS sets (README: COOP_SESSION_COOKIE_SECURE=true).
+    app.config.update(SESSION_COOKIE_SECURE=True, WTF_CSRF_ENABLED=False)
+    user = make_user("liaison")
+    resp = client.post("/login", data={"username": user.username, "password": DEFAULT_PASSWORD})
+    assert resp.status_code == 302
+    cookie = next(h for h in resp.headers.getlist("Set-Cookie") if h.startswith("session="))
+    flags = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
+    assert {"secure", "httponly", "samesite"} <= flags
+    assert "samesite=lax" in cookie.lower()

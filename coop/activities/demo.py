@@ -148,7 +148,7 @@ def seed_demo_step(orgs: dict[str, Organization], users: dict[str, User], echo: 
         hosts = [org_id for org_id, user in liaisons.items() if user is not None]
         if not hosts or len(agreement.parties) < 2:
             continue
-        rng = random.Random(agreement.id * 7919)  # nosec B311 — demo data, reproducible on purpose
+        rng = random.Random(agreement.id * 7919)  # demo data, reproducible on purpose  # nosec B311
         names = {p.organization_id: (p.organization.short_name or p.organization.name) for p in agreement.parties}
         held_until = min(today - timedelta(days=1), agreement.ends_on)
         n_planned = 1 if agreement.status is AgreementStatus.active and agreement.ends_on > today + timedelta(days=5) else 0

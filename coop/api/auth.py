@@ -25,7 +25,7 @@ from coop.auth.operations import password_change_hooks
 from coop.db import now_utc
 from coop.extensions import db, login_manager
 
-TOKEN_PREFIX = "coop_"  # nosec B105 — a visible prefix of every token, not a secret
+TOKEN_PREFIX = "coop_"  # a visible prefix of every token, not a secret  # nosec B105
 DEFAULT_TOKEN_DAYS = 30
 # last_used_at is bookkeeping for the profile page: writing it at most once a minute keeps reads cheap.
 LAST_USED_GRANULARITY = timedelta(minutes=1)

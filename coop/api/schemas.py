@@ -555,7 +555,7 @@ TOKEN_SCHEMA = obj({
 
 def token_json(token, secret: str) -> dict:
     """A newly issued token, with its secret (shown once)."""
-    return {"id": token.id, "token": secret, "token_type": "Bearer",  # nosec B105 — the token type name
+    return {"id": token.id, "token": secret, "token_type": "Bearer",  # the token type name  # nosec B105
             "expires_at": iso_datetime(token.expires_at)}
 
 

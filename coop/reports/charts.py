@@ -82,7 +82,7 @@ def monthly_bars_svg(points: Sequence, *, width: int = 640, height: int = 170, l
     parts.append(f'<text x="{left + 78}" y="{ly}" fill="#000">待确认或有异议</text>')
     parts.append(f'<text x="{width - right}" y="{ly}" text-anchor="end" fill="{AXIS}">柱顶数字为当月开展活动次数</text>')
     parts.append("</svg>")
-    return Markup("".join(parts))  # nosec B704 — every text from data goes through escape() above
+    return Markup("".join(parts))  # every text from data goes through escape() above  # nosec B704
 
 
 # --- the pairings × categories grid of committee and organization reports ---------------------------------

@@ -115,7 +115,7 @@ def report_html(data, *, version: int | None = None, generated_at: datetime | No
 def pdf_page_count(pdf: bytes) -> int | None:
     """Pages of a PDF as poppler's pdfinfo reads them (None when pdfinfo is unavailable)."""
     try:
-        out = subprocess.run(["pdfinfo", "-"],  # nosec B603 B607 — fixed poppler tool, no shell
+        out = subprocess.run(["pdfinfo", "-"],  # fixed poppler tool, no shell  # nosec B603 B607
                               input=pdf, capture_output=True, timeout=30, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return None
