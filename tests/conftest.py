@@ -94,7 +94,15 @@ def _schema(database_url, instance_dir):
 def _wipe_all_tables():
     tables = [t.name for t in db.metadata.sorted_tables]
     if db.engine.dialect.name == "postgresql":
-        db.session.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        # DELETE + resetting the sequences, not TRUNCATE: TRUNCATE of ~45 tables costs ~300 ms, which over
+        # the whole suite is minutes; a DELETE of the few rows a test wrote takes a few ms.
+        for t in reversed(tables):
+            db.session.execute(sa.text(f'DELETE FROM "{t}"'))
+        sequences = db.session.execute(sa.text(
+            "SELECT schemaname || '.' || sequencename FROM pg_sequences WHERE schemaname = current_schema()"
+            " AND last_value IS NOT NULL")).scalars().all()
+        for seq in sequences:
+            db.session.execute(sa.text("SELECT setval(:s, 1, false)"), {"s": seq})
     else:
         for t in reversed(tables):
             db.session.execute(sa.text(f'DELETE FROM "{t}"'))
