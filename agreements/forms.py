@@ -4,11 +4,11 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, DateField, FieldList, IntegerField, PasswordField, SelectField, SelectMultipleField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from agreements.content import MAX_COUNT_PER_YEAR, AgreementContent
 from coop.categories import CATEGORIES
-from coop.forms import CleanStringField, CleanTextAreaField
+from coop.forms import CleanStringField, CleanTextAreaField, NumberRange, parse_id
 
 FORM_PARTY_SLOTS = 6  # party pickers shown; empty ones are ignored
 
@@ -82,9 +82,9 @@ class AgreementForm(FlaskForm):
                 commitments[c.code] = (count, text)
         liaisons: dict[int, list[int]] = {org: [] for org in party_ids if org in shown_liaison_orgs}
         for value in self.liaisons.data or []:
-            org, _, uid = value.partition(":")
-            if org.isdigit() and uid.isdigit() and int(org) in liaisons:
-                liaisons[int(org)].append(int(uid))
+            org, _, uid = (parse_id(v) for v in value.partition(":"))
+            if org is not None and uid is not None and org in liaisons:
+                liaisons[org].append(uid)
         clauses = [line.strip() for line in (self.clauses.data or "").split("\n") if line.strip()]
         return AgreementContent(
             title=self.title.data or "", number=self.number.data or None, starts_on=self.starts_on.data,

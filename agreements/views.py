@@ -44,10 +44,11 @@ from coop.auth.models import Role, User, UserRole
 from coop.auth.permissions import get_or_404, require
 from coop.auth.views import PROFILE_SECTIONS
 from coop.extensions import db
+from coop.forms import clean_text, parse_id
 from coop.formatting import local_today
 from coop.home.views import HOME_PANELS
 from coop.orgs.models import Organization
-from coop.web import add_nav
+from coop.web import add_nav, page_arg
 
 bp = Blueprint("agreements", __name__)
 
@@ -105,7 +106,7 @@ def _liaison_groups(party_ids: list[int]) -> list[dict]:
 
 def _shown_liaison_orgs() -> set[int]:
     # The form says which parties' liaison lists it displayed; only those are taken as explicit.
-    return {int(v) for v in request.form.getlist("liaison_orgs") if v.isdigit()}
+    return {i for v in request.form.getlist("liaison_orgs") if (i := parse_id(v)) is not None}
 
 
 def _pdf_response(data: bytes, name: str):
@@ -136,20 +137,20 @@ def index():
     stmt = visible
     if form.status.data in {s.value for s in AgreementStatus}:
         stmt = stmt.where(Agreement.status == AgreementStatus(form.status.data))
-    if form.party.data and form.party.data.isdigit():
+    if parse_id(form.party.data) is not None:
         stmt = stmt.where(sa.exists().where(AgreementParty.agreement_id == Agreement.id,
-                                            AgreementParty.organization_id == int(form.party.data)))
+                                            AgreementParty.organization_id == parse_id(form.party.data)))
     today = local_today()
     if form.expiring.data:
         stmt = stmt.where(Agreement.status == AgreementStatus.active, Agreement.ends_on >= today,
                           Agreement.ends_on <= today + timedelta(days=EXPIRING_DAYS))
-    q = (request.args.get("q") or "").strip()
+    q = clean_text(request.args.get("q") or "")  # no NUL: PostgreSQL refuses it in a parameter
     if q:
         stmt = stmt.where(Agreement.title.contains(q, autoescape=True))
     stmt = stmt.options(selectinload(Agreement.parties).selectinload(AgreementParty.organization),
                         selectinload(Agreement.versions))
     order = Agreement.ends_on if form.expiring.data else Agreement.updated_at.desc()
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = page_arg()
     pagination = db.paginate(stmt.order_by(order, Agreement.id.desc()), page=page, per_page=PER_PAGE,
                              error_out=False)
     return render_template(

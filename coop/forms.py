@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import enum
+import re
 import unicodedata
 
 from wtforms import SelectField, StringField, TextAreaField
+from wtforms import validators as _validators
 from wtforms.validators import ValidationError
 
 # Characters that never belong in names or titles: C0/C1 controls and bidi overrides, which can make
 # text display differently from what was stored (e.g. U+202E turning "gnp.exe" around).
-_BIDI_CONTROLS = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e", "\u200f"}
+_BIDI_CONTROLS = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e", "\u200f",
+                  "\u061c"}  # U+061C ARABIC LETTER MARK: the third implicit mark, beside LRM and RLM
 
 
 def clean_text(value: str | None, *, multiline: bool = False) -> str | None:
@@ -29,6 +32,49 @@ def clean_text(value: str | None, *, multiline: bool = False) -> str | None:
         kept.append(ch)
     text = "".join(kept).replace("\r", "")
     return text.strip()
+
+
+# The address syntax browsers accept in <input type=email> (WHATWG HTML). wtforms' own Email() needs the
+# email_validator package, which the platform does not install: without it every address was a 500.
+_EMAIL_RE = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+class Email:
+    """Validator: an e-mail address of the shape browsers accept (no extra package needed)."""
+
+    def __init__(self, message: str = "邮箱格式不正确"):
+        self.message = message
+
+    def __call__(self, form, field):
+        if field.data and not _EMAIL_RE.fullmatch(field.data):
+            raise ValidationError(self.message)
+
+
+def parse_id(text) -> int | None:
+    """A row id posted as text: ASCII digits that fit a 64-bit integer, else None (never raises).
+
+    ``str.isdigit()`` is not enough: it accepts "²" (int() then raises) and 30-digit numbers (the database
+    driver then raises), both a 500 when they come from a form or a query string.
+    """
+    if isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)
+    return None
+
+
+class NumberRange(_validators.NumberRange):
+    """wtforms' NumberRange, except that an integer too big for a float is out of range instead of an
+    OverflowError (a 500) from its ``math.isnan`` check: "9" * 400 typed into a count field."""
+
+    def __call__(self, form, field):
+        data = field.data
+        if isinstance(data, int) and not isinstance(data, bool) and (
+            (self.min is not None and data < self.min) or (self.max is not None and data > self.max)
+        ):
+            raise ValidationError(self.message or "数值超出允许的范围。")
+        super().__call__(form, field)
 
 
 class CleanStringField(StringField):

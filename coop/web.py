@@ -169,6 +169,15 @@ def init_app(app) -> None:
         return {"nav_items": nav_items()}
 
 
+MAX_PAGE = 1_000_000
+
+
+def page_arg() -> int:
+    """?page= of a list: junk reads as 1, and a page number is capped so that the OFFSET it makes still fits
+    the database's integers (?page=99999999999999999999 was a 500)."""
+    return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
+
+
 # Each entry: (endpoint, label, predicate(user) -> bool). Domains append theirs at import time.
 NAV: list[tuple[str, str, object]] = []
 

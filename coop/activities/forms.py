@@ -11,12 +11,12 @@ from datetime import date, datetime, time
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, MultipleFileField
 from wtforms import DateField, IntegerField, RadioField, SelectField, SelectMultipleField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
 from coop.activities.models import ActivityStatus, ConfirmationState
 from coop.activities.operations import MAX_OTHERS, MAX_PARTY_MEMBERS
 from coop.categories import CATEGORIES
-from coop.forms import CleanStringField, CleanTextAreaField
+from coop.forms import CleanStringField, CleanTextAreaField, NumberRange, clean_text, parse_id
 
 CATEGORY_CHOICES = [(c.code, c.name) for c in CATEGORIES]
 STATUS_CHOICES = [(ActivityStatus.held.value, "已开展"), (ActivityStatus.planned.value, "计划中")]
@@ -226,11 +226,11 @@ def filter_values(form: LedgerFilterForm) -> dict:
     for name in ("date_from", "date_to"):
         if isinstance(getattr(form, name).data, date) and not getattr(form, name).errors:
             valid[name] = getattr(form, name).data
-    q = (form.q.data or "").strip()[:100]
+    q = clean_text(form.q.data or "")[:100]  # no NUL: PostgreSQL refuses it in a parameter
     if q:
         valid["q"] = q
     for name, key in (("partner", "partner_org_id"), ("agreement", "agreement_id")):
         value = getattr(form, name).data
-        if value and value.isdigit() and value in {v for v, _ in getattr(form, name).choices}:
+        if parse_id(value) is not None and value in {v for v, _ in getattr(form, name).choices}:
             valid[key] = int(value)
     return valid

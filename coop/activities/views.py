@@ -62,12 +62,13 @@ from coop.activities.queries import (
 from coop.auth.permissions import get_or_404, require
 from coop.categories import CATEGORY_BY_CODE
 from coop.extensions import db
+from coop.forms import parse_id
 from coop.formatting import local_today, month_label
 from coop.home.views import HOME_PANELS
 from coop.orgs.models import Organization
 from coop.orgs.views import DETAIL_SECTIONS
 from coop.uploads import UploadRejected, inspect_upload
-from coop.web import add_nav
+from coop.web import add_nav, page_arg
 
 bp = Blueprint("activities", __name__, url_prefix="/activities")
 
@@ -482,7 +483,7 @@ def _ledger_context(*, title: str, scope: str = "mine", agreement: Agreement | N
     if agreement is not None:
         filters["agreement_id"] = agreement.id
     stmt = ledger_query(current_user, org_id=org.id if org is not None else None, scope=scope, **filters)
-    page = db.paginate(stmt, page=request.args.get("page", 1, type=int), per_page=PER_PAGE, error_out=False)
+    page = db.paginate(stmt, page=page_arg(), per_page=PER_PAGE, error_out=False)
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return {
         "title": title, "scope": scope, "agreement": agreement, "org": org, "form": form, "page": page,
@@ -568,8 +569,8 @@ def _export_statement():
             label = current_user.organization.name
     form = LedgerFilterForm(formdata=request.args)
     # Partner and agreement filters are checked against what the user may see inside ledger_query.
-    form.partner.choices = [("", "")] + [(v, v) for v in request.args.getlist("partner") if v.isdigit()]
-    form.agreement.choices = [("", "")] + [(v, v) for v in request.args.getlist("agreement") if v.isdigit()]
+    form.partner.choices = [("", "")] + [(v, v) for v in request.args.getlist("partner") if parse_id(v) is not None]
+    form.agreement.choices = [("", "")] + [(v, v) for v in request.args.getlist("agreement") if parse_id(v) is not None]
     form.validate()
     filters = filter_values(form)
     if agreement is not None:

@@ -8,8 +8,9 @@ from flask_login import current_user, login_required
 from coop.audit.models import AuditEntry
 from coop.auth.permissions import can_read_audit, committee_scope_root, require
 from coop.extensions import db
+from coop.forms import clean_text
 from coop.orgs.models import Organization
-from coop.web import add_nav
+from coop.web import add_nav, page_arg
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
@@ -32,12 +33,12 @@ def visible_audit_entries(user):
 def index():
     require(can_read_audit(current_user))
     stmt = visible_audit_entries(current_user)
-    kind = (request.args.get("kind") or "").strip()
+    kind = clean_text(request.args.get("kind") or "")  # no NUL: PostgreSQL refuses it in a parameter
     if kind:
         stmt = stmt.where(AuditEntry.kind.startswith(kind, autoescape=True))
-    q = (request.args.get("q") or "").strip()
+    q = clean_text(request.args.get("q") or "")
     if q:
         stmt = stmt.where(AuditEntry.summary.contains(q, autoescape=True))
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = page_arg()
     pagination = db.paginate(stmt, page=page, per_page=50, error_out=False, count=True)
     return render_template("audit/index.html", pagination=pagination, kind=kind, q=q)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, widgets
-from wtforms.validators import DataRequired, Email, Length, Optional
+from wtforms.validators import DataRequired, Length, Optional
 
 from coop.auth.models import ROLE_LABELS, Role
-from coop.forms import CleanStringField
+from coop.forms import CleanStringField, Email
 
 
 class LoginForm(FlaskForm):

@@ -208,7 +208,9 @@ def create_user(
     if not username or len(username) > 64 or any(c.isspace() for c in username):
         raise UserInvalid("用户名不能为空、不能含空格，最长 64 个字符。")
     exists = db.session.execute(
-        sa.select(User.id).where(sa.func.lower(User.username) == username.lower())
+        # The exact name too: SQLite's lower() folds ASCII only, so "Ð…" was missed and the INSERT hit the
+        # unique constraint (a 500).
+        sa.select(User.id).where(sa.or_(User.username == username, sa.func.lower(User.username) == username.lower()))
     ).first()
     if exists:
         raise UserInvalid(f"用户名“{username}”已被使用。")

@@ -25,6 +25,8 @@ def get_or_404(model: type[T], ident) -> T:
         ident = int(ident)
     except (TypeError, ValueError):
         abort(404)
+    if not -(2**63) <= ident < 2**63:  # no such row, and SQLite cannot even bind the number (a 500)
+        abort(404)
     obj = db.session.get(model, ident)
     if obj is None:
         abort(404)

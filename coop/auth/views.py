@@ -12,8 +12,9 @@ from coop.auth.forms import ChangePasswordForm, LoginForm, ProfileForm, ResetPas
 from coop.auth.models import Role, User
 from coop.auth.permissions import can_manage_users, get_or_404, require
 from coop.extensions import db
+from coop.forms import clean_text
 from coop.orgs.models import Organization
-from coop.web import add_nav
+from coop.web import add_nav, page_arg
 
 bp = Blueprint("auth", __name__)
 
@@ -128,8 +129,8 @@ def _org_choices():
 @login_required
 def users():
     require(can_manage_users(current_user))
-    q = (request.args.get("q") or "").strip()
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    q = clean_text(request.args.get("q") or "")  # no NUL: PostgreSQL refuses it in a parameter
+    page = page_arg()
     stmt = sa.select(User).order_by(User.username)
     if q:
         like = f"%{q}%"

@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import SelectField
-from wtforms.validators import DataRequired, Email, Length, Optional
+from wtforms.validators import DataRequired, Length, Optional
 
-from coop.forms import CleanStringField, EnumSelectField
+from coop.forms import CleanStringField, Email, EnumSelectField
 from coop.orgs.models import ORG_KIND_LABELS, ORG_RELATION_LABELS, OrgKind, OrgRelation
 
 

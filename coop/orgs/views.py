@@ -15,6 +15,7 @@ from coop.auth.permissions import (
     require,
 )
 from coop.extensions import db
+from coop.forms import clean_text
 from coop.orgs import operations as ops
 from coop.orgs.forms import LogoForm, OrganizationForm
 from coop.orgs.models import Organization
@@ -45,7 +46,7 @@ def index():
     stmt = sa.select(Organization).order_by(Organization.path)
     if not show_inactive:
         stmt = stmt.where(Organization.is_active.is_(True))
-    q = (request.args.get("q") or "").strip()
+    q = clean_text(request.args.get("q") or "")  # no NUL: PostgreSQL refuses it in a parameter
     if q:
         stmt = stmt.where(Organization.name.contains(q, autoescape=True))
     orgs = db.session.execute(stmt).scalars().all()

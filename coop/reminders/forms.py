@@ -18,7 +18,7 @@ def _parse_time(text: str | None) -> time | None:
     try:
         hour, minute = text.split(":", 1)
         return time(int(hour), int(minute))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: "99999999999999999999:00"
         raise ValidationError("请按 22:00 这样的格式填写时间。") from None
 
 

@@ -17,6 +17,7 @@ from coop.reminders import operations as ops
 from coop.reminders.delivery import UNSUBSCRIBE_ALL, absolute_url, effective_preferences, parse_unsubscribe_token
 from coop.reminders.forms import PreferencesForm
 from coop.reminders.models import KIND_LABELS, MANDATORY_KINDS, EmailMode, Notification, ReminderKind
+from coop.web import page_arg
 
 bp = Blueprint("reminders", __name__)
 
@@ -70,7 +71,7 @@ HOME_PANELS.append(_home_panel)
 @login_required
 def index():
     """The notification centre: newest first, optionally only unread."""
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = page_arg()
     only_unread = request.args.get("unread") == "1"
     stmt = sa.select(Notification).where(Notification.user_id == current_user.id)
     if only_unread:

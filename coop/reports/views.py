@@ -24,7 +24,7 @@ from coop.reports.permissions import (
     visible_reports_filter,
 )
 from coop.reports.progress import STATUS_LABELS, month_bounds
-from coop.web import add_nav
+from coop.web import add_nav, page_arg
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -108,7 +108,7 @@ def index():
         stmt = stmt.where(MonthlyReport.kind == ReportKind(kind))
     else:
         kind = ""
-    page = db.paginate(stmt, page=request.args.get("page", 1, type=int), per_page=PER_PAGE, error_out=False)
+    page = db.paginate(stmt, page=page_arg(), per_page=PER_PAGE, error_out=False)
     runs = []
     if can_run_month_batch(current_user):
         runs = db.session.execute(sa.select(ReportRun).order_by(ReportRun.id.desc()).limit(5)).scalars().all()
@@ -204,6 +204,8 @@ def generate():
         subject_id = int(raw_id) if raw_id is not None else None
     except ValueError:
         abort(400)
+    if subject_id is not None and not -(2**63) <= subject_id < 2**63:  # no such row; SQLite cannot bind it (500)
+        abort(404)
     try:
         subject, obj = ops.subject_for(kind, subject_id)
     except ops.ReportError:

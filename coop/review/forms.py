@@ -5,9 +5,9 @@ from datetime import datetime
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, IntegerField, RadioField
-from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.validators import InputRequired, Length, Optional
 
-from coop.forms import CleanTextAreaField
+from coop.forms import CleanTextAreaField, NumberRange
 from coop.review.models import RATING_LABELS, Rating
 from coop.review.scoring import RULES
 

@@ -120,7 +120,7 @@ def _year_quarter(default: str = "year") -> tuple[int, int | None]:
     elif raw_q == "":
         quarter = None
     else:
-        quarter = int(raw_q) if raw_q.isdigit() and 1 <= int(raw_q) <= 4 else default[1]
+        quarter = int(raw_q) if raw_q in ("1", "2", "3", "4") else default[1]
     if not 2000 <= year <= today.year:
         year = default[0]
     return year, quarter
