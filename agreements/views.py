@@ -214,18 +214,24 @@ def edit(agreement_id):
                            amendment=None)
 
 
+def _carry_out(agreement: Agreement, action, done: str):
+    """Run one state change on `agreement`: commit and go back to its page with `done`, or explain the refusal."""
+    try:
+        action()
+    except AgreementError as exc:
+        return _refused(exc, agreement)
+    db.session.commit()
+    flash(done, "success")
+    return redirect(url_for("agreements.detail", agreement_id=agreement.id))
+
+
 @bp.route("/agreements/<int:agreement_id>/submit", methods=["POST"])
 @login_required
 def submit(agreement_id):
     agreement = _load(agreement_id)
     require(perms.can_submit(current_user, agreement))
-    try:
-        ops.submit_for_signing(agreement, actor=current_user)
-    except AgreementError as exc:
-        return _refused(exc, agreement)
-    db.session.commit()
-    flash("协议已提交签署，已通知各方书记。", "success")
-    return redirect(url_for("agreements.detail", agreement_id=agreement.id))
+    return _carry_out(agreement, lambda: ops.submit_for_signing(agreement, actor=current_user),
+                      "协议已提交签署，已通知各方书记。")
 
 
 @bp.route("/agreements/<int:agreement_id>/recall", methods=["POST"])
@@ -233,13 +239,8 @@ def submit(agreement_id):
 def recall(agreement_id):
     agreement = _load(agreement_id)
     require(perms.can_recall(current_user, agreement))
-    try:
-        ops.recall_signing(agreement, actor=current_user, reason=request.form.get("note"))
-    except AgreementError as exc:
-        return _refused(exc, agreement)
-    db.session.commit()
-    flash("协议已撤回为草稿，已有的签署作废。", "success")
-    return redirect(url_for("agreements.detail", agreement_id=agreement.id))
+    return _carry_out(agreement, lambda: ops.recall_signing(agreement, actor=current_user, reason=request.form.get("note")),
+                      "协议已撤回为草稿，已有的签署作废。")
 
 
 # --- detail --------------------------------------------------------------------------------------
@@ -361,13 +362,8 @@ def decline(agreement_id):
     if not form.validate_on_submit():
         flash("请填写拒签理由。", "error")
         return redirect(url_for("agreements.sign", agreement_id=agreement.id))
-    try:
-        ops.decline_signing(agreement, actor=current_user, reason=form.reason.data)
-    except AgreementError as exc:
-        return _refused(exc, agreement)
-    db.session.commit()
-    flash("已拒签，协议退回草稿，起草人可修改后重新提交。", "success")
-    return redirect(url_for("agreements.detail", agreement_id=agreement.id))
+    return _carry_out(agreement, lambda: ops.decline_signing(agreement, actor=current_user, reason=form.reason.data),
+                      "已拒签，协议退回草稿，起草人可修改后重新提交。")
 
 
 # --- end of life, renewal, amendment -------------------------------------------------------------
@@ -450,13 +446,8 @@ def amendment(agreement_id):
 def amendment_submit(agreement_id):
     agreement = _load(agreement_id)
     require(perms.can_edit_amendment(current_user, agreement))
-    try:
-        ops.submit_amendment(agreement, actor=current_user)
-    except AgreementError as exc:
-        return _refused(exc, agreement)
-    db.session.commit()
-    flash("修订稿已提交签署。各方签署完成后修订生效。", "success")
-    return redirect(url_for("agreements.detail", agreement_id=agreement.id))
+    return _carry_out(agreement, lambda: ops.submit_amendment(agreement, actor=current_user),
+                      "修订稿已提交签署。各方签署完成后修订生效。")
 
 
 @bp.route("/agreements/<int:agreement_id>/amendment/withdraw", methods=["POST"])
@@ -464,13 +455,8 @@ def amendment_submit(agreement_id):
 def amendment_withdraw(agreement_id):
     agreement = _load(agreement_id)
     require(perms.can_withdraw_amendment(current_user, agreement))
-    try:
-        ops.withdraw_amendment(agreement, actor=current_user, reason=request.form.get("note"))
-    except AgreementError as exc:
-        return _refused(exc, agreement)
-    db.session.commit()
-    flash("修订已撤回，现行协议不变。", "success")
-    return redirect(url_for("agreements.detail", agreement_id=agreement.id))
+    return _carry_out(agreement, lambda: ops.withdraw_amendment(agreement, actor=current_user, reason=request.form.get("note")),
+                      "修订已撤回，现行协议不变。")
 
 
 # --- PDFs ----------------------------------------------------------------------------------------
