@@ -286,12 +286,6 @@ def detail(agreement_id):
     )
 
 
-def _secretaries(org_id: int):
-    from agreements.content import party_secretaries
-
-    return party_secretaries(org_id)
-
-
 def _party_labels(org_ids: list[int]) -> dict[int, str]:
     from agreements.document import party_label
 
