@@ -186,7 +186,11 @@ def _uncovered_positions(pdf: bytes, start: int, end: int, root_der: bytes) -> s
     """Offsets inside one /Contents hex string worth tampering with: every kind of field a
     validator might skip (versions, algorithm sets, embedded certificates, padding)."""
     hex_body = pdf[start + 1:end - 1]
-    der = bytes.fromhex(hex_body.rstrip(b"0").decode() + ("0" if len(hex_body.rstrip(b"0")) % 2 else ""))
+    padded = bytes.fromhex(hex_body.decode())
+    # The CMS blob's own DER header says how long it is; stripping the zero padding instead
+    # would also strip a signature that happens to end in 0x00 (one run in 256).
+    assert padded[0] == 0x30 and padded[1] == 0x82, "expected a SEQUENCE with a two-byte length"
+    der = padded[:4 + int.from_bytes(padded[2:4], "big")]
     signed_data = cms.ContentInfo.load(der)["content"]
     signer_info_at = der.find(signed_data["signer_infos"][0].dump())
     root_at = der.find(root_der)
