@@ -46,6 +46,7 @@ def create_app(overrides: dict | None = None, *, instance_path: str | None = Non
                      render_as_batch=True, compare_type=True, render_item=alembic_render_item)
     csrf.init_app(app)
     login_manager.init_app(app)
+    _compile_translations(app)
     babel.init_app(app, locale_selector=web.select_locale, timezone_selector=web.select_timezone)
     web.init_app(app)
 
@@ -64,3 +65,14 @@ def create_app(overrides: dict | None = None, *, instance_path: str | None = Non
 
     commands.register(app)
     return app
+
+
+def _compile_translations(app: Flask) -> None:
+    """Build the English catalogue from i18n/en/*.po when a fragment changed (see coop.i18n)."""
+    from coop.i18n import COMPILED_DIR, compile_translations
+
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(COMPILED_DIR)
+    try:
+        compile_translations()
+    except OSError:  # a read-only install keeps the catalogue it was built with
+        app.logger.warning("could not compile translations into %s", COMPILED_DIR, exc_info=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 
 from agreements.models import (
     Agreement,
@@ -116,55 +117,57 @@ def default_liaisons(org_id: int) -> list[int]:
 
 
 def validate_content(content: AgreementContent) -> None:
-    """Refuse content that cannot make a valid agreement (raises AgreementInvalid in Chinese)."""
+    """Refuse content that cannot make a valid agreement (raises AgreementInvalid, in the interface language)."""
     if not (content.title or "").strip():
-        raise AgreementInvalid("请填写协议名称。")
+        raise AgreementInvalid(_("请填写协议名称。"))
     if len(content.title) > 200:
-        raise AgreementInvalid("协议名称最长 200 个字符。")
+        raise AgreementInvalid(_("协议名称最长 200 个字符。"))
     if content.number and len(content.number) > 60:
-        raise AgreementInvalid("协议编号最长 60 个字符。")
+        raise AgreementInvalid(_("协议编号最长 60 个字符。"))
     ids = content.party_ids
     if len(set(ids)) != len(ids):
-        raise AgreementInvalid("同一个组织不能重复作为共建方。")
+        raise AgreementInvalid(_("同一个组织不能重复作为共建方。"))
     if len(ids) < 2:
-        raise AgreementInvalid("共建协议至少需要两个共建方。")
+        raise AgreementInvalid(_("共建协议至少需要两个共建方。"))
     if len(ids) > MAX_PARTIES:
-        raise AgreementInvalid(f"共建方最多 {MAX_PARTIES} 个。")
+        raise AgreementInvalid(_("共建方最多 %(n)s 个。", n=MAX_PARTIES))
     orgs = {o.id: o for o in db.session.execute(sa.select(Organization).where(Organization.id.in_(ids))).scalars()}
     for org_id in ids:
         org = orgs.get(org_id)
         if org is None:
-            raise AgreementInvalid("所选共建方不存在。")
+            raise AgreementInvalid(_("所选共建方不存在。"))
         if not org.is_active:
-            raise AgreementInvalid(f"“{org.name}”已停用，不能作为共建方。")
+            raise AgreementInvalid(_("“%(org)s”已停用，不能作为共建方。", org=org.name))
     if content.ends_on < content.starts_on:
-        raise AgreementInvalid("协议结束日期不能早于开始日期。")
+        raise AgreementInvalid(_("协议结束日期不能早于开始日期。"))
     if (content.ends_on - content.starts_on).days > 366 * 5:
-        raise AgreementInvalid("协议期限最长五年。")
+        raise AgreementInvalid(_("协议期限最长五年。"))
     if not any(count > 0 for count, _text in content.commitments.values()):
-        raise AgreementInvalid("请至少在一个“八联”类别中填写年度共建次数。")
+        raise AgreementInvalid(_("请至少在一个“八联”类别中填写年度共建次数。"))
     for code, (count, text) in content.commitments.items():
         if code not in CATEGORY_BY_CODE:
-            raise AgreementInvalid("未知的共建类别。")
+            raise AgreementInvalid(_("未知的共建类别。"))
         if not 0 <= count <= MAX_COUNT_PER_YEAR:
-            raise AgreementInvalid(f"“{CATEGORY_BY_CODE[code].name}”的年度次数应在 0 到 {MAX_COUNT_PER_YEAR} 之间。")
+            raise AgreementInvalid(_("“%(category)s”的年度次数应在 0 到 %(max)s 之间。",
+                                     category=CATEGORY_BY_CODE[code].label, max=MAX_COUNT_PER_YEAR))
         if text and len(text) > 500:
-            raise AgreementInvalid(f"“{CATEGORY_BY_CODE[code].name}”的内容说明最长 500 个字符。")
+            raise AgreementInvalid(_("“%(category)s”的内容说明最长 500 个字符。", category=CATEGORY_BY_CODE[code].label))
     if len(content.clauses) > MAX_CLAUSES:
-        raise AgreementInvalid(f"其他条款最多 {MAX_CLAUSES} 条。")
+        raise AgreementInvalid(_("其他条款最多 %(n)s 条。", n=MAX_CLAUSES))
     for org_id, user_ids in content.liaisons.items():
         if org_id not in ids:
-            raise AgreementInvalid("联络员只能从共建方中指定。")
+            raise AgreementInvalid(_("联络员只能从共建方中指定。"))
         if not user_ids:
             continue
         users = db.session.execute(sa.select(User).where(User.id.in_(user_ids))).scalars().all()
         if len(users) != len(set(user_ids)):
-            raise AgreementInvalid("所选联络员不存在。")
+            raise AgreementInvalid(_("所选联络员不存在。"))
         for u in users:
             if u.organization_id != org_id:
-                raise AgreementInvalid(f"{u.display_name} 不属于“{orgs[org_id].name}”，不能担任该方联络员。")
+                raise AgreementInvalid(_("%(name)s 不属于“%(org)s”，不能担任该方联络员。", name=u.display_name,
+                                         org=orgs[org_id].name))
             if not u.is_active:
-                raise AgreementInvalid(f"{u.display_name} 的账号已停用，不能担任联络员。")
+                raise AgreementInvalid(_("%(name)s 的账号已停用，不能担任联络员。", name=u.display_name))
 
 
 def apply_content(agreement: Agreement, content: AgreementContent) -> None:

@@ -1,6 +1,8 @@
 """Forms of the agreement screens: the draft/amendment editor, signing, declining, terminating, verifying."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, DateField, FieldList, IntegerField, PasswordField, SelectField, SelectMultipleField
@@ -16,36 +18,36 @@ FORM_PARTY_SLOTS = 6  # party pickers shown; empty ones are ignored
 class AgreementForm(FlaskForm):
     """Title, parties, term, purpose, 八联 commitments, liaisons, free clauses, signing order."""
 
-    title = CleanStringField("协议名称", [DataRequired("请填写协议名称。"), Length(max=200)])
-    number = CleanStringField("协议编号（文号，可选）", [Optional(), Length(max=60)])
-    parties = FieldList(SelectField("共建方", choices=[], validate_choice=False), min_entries=FORM_PARTY_SLOTS,
+    title = CleanStringField(_l("协议名称"), [DataRequired(_l("请填写协议名称。")), Length(max=200)])
+    number = CleanStringField(_l("协议编号（文号，可选）"), [Optional(), Length(max=60)])
+    parties = FieldList(SelectField(_l("共建方"), choices=[], validate_choice=False), min_entries=FORM_PARTY_SLOTS,
                         max_entries=FORM_PARTY_SLOTS)
-    starts_on = DateField("开始日期", [DataRequired("请填写开始日期。")])
-    ends_on = DateField("结束日期", [DataRequired("请填写结束日期。")])
-    purpose = CleanTextAreaField("共建目标", [Optional(), Length(max=4000)], render_kw={"rows": 4})
-    clauses = CleanTextAreaField("其他条款（每行一条，自动编号）", [Optional(), Length(max=8000)],
+    starts_on = DateField(_l("开始日期"), [DataRequired(_l("请填写开始日期。"))])
+    ends_on = DateField(_l("结束日期"), [DataRequired(_l("请填写结束日期。"))])
+    purpose = CleanTextAreaField(_l("共建目标"), [Optional(), Length(max=4000)], render_kw={"rows": 4})
+    clauses = CleanTextAreaField(_l("其他条款（每行一条，自动编号）"), [Optional(), Length(max=8000)],
                                  render_kw={"rows": 8})
-    signing_order_fixed = BooleanField("按甲方、乙方……的顺序依次签署（不勾选则各方可按任意顺序签署）")
-    liaisons = SelectMultipleField("联络员", choices=[], validate_choice=False)
+    signing_order_fixed = BooleanField(_l("按甲方、乙方……的顺序依次签署（不勾选则各方可按任意顺序签署）"))
+    liaisons = SelectMultipleField(_l("联络员"), choices=[], validate_choice=False)
 
     def validate_ends_on(self, field):
         if self.starts_on.data and field.data and field.data < self.starts_on.data:
-            raise ValidationError("结束日期不能早于开始日期。")
+            raise ValidationError(_("结束日期不能早于开始日期。"))
 
     def validate_parties(self, field):
         chosen = [e.data for e in field.entries if e.data]
-        allowed = {v for v, _ in (field.entries[0].choices if field.entries else [])}
+        allowed = {value for value, _label in (field.entries[0].choices if field.entries else [])}
         if any(v not in allowed for v in chosen):
-            raise ValidationError("请选择有效的组织。")
+            raise ValidationError(_("请选择有效的组织。"))
         if len(set(chosen)) != len(chosen):
-            raise ValidationError("同一个组织不能重复选择。")
+            raise ValidationError(_("同一个组织不能重复选择。"))
         if len(chosen) < 2:
-            raise ValidationError("请至少选择两个共建方。")
+            raise ValidationError(_("请至少选择两个共建方。"))
 
     def set_party_choices(self, choices: list[tuple[str, str]]) -> None:
         """Give every party picker the same list of organizations (plus an empty option)."""
         for entry in self.parties.entries:
-            entry.choices = [("", "（不选）")] + choices
+            entry.choices = [("", _("（不选）"))] + choices
 
     def fill(self, content: AgreementContent) -> None:
         """Pre-fill from content (GET)."""
@@ -82,7 +84,7 @@ class AgreementForm(FlaskForm):
                 commitments[c.code] = (count, text)
         liaisons: dict[int, list[int]] = {org: [] for org in party_ids if org in shown_liaison_orgs}
         for value in self.liaisons.data or []:
-            org, _, uid = (parse_id(v) for v in value.partition(":"))
+            org, _sep, uid = (parse_id(v) for v in value.partition(":"))
             if org is not None and uid is not None and org in liaisons:
                 liaisons[org].append(uid)
         clauses = [line.strip() for line in (self.clauses.data or "").split("\n") if line.strip()]
@@ -95,42 +97,45 @@ class AgreementForm(FlaskForm):
 
 
 for _c in CATEGORIES:
+    # The category's name in the label is translated when the label is shown (category.label).
     setattr(AgreementForm, f"count_{_c.code}", IntegerField(
-        f"{_c.name} 次/年", [Optional(), NumberRange(0, MAX_COUNT_PER_YEAR, f"次数应在 0 到 {MAX_COUNT_PER_YEAR} 之间。")]))
-    setattr(AgreementForm, f"text_{_c.code}", CleanStringField(f"{_c.name} 内容", [Optional(), Length(max=500)]))
+        _l("%(category)s 次/年", category=_l(_c.name)),
+        [Optional(), NumberRange(0, MAX_COUNT_PER_YEAR, _l("次数应在 0 到 %(max)s 之间。", max=MAX_COUNT_PER_YEAR))]))
+    setattr(AgreementForm, f"text_{_c.code}", CleanStringField(_l("%(category)s 内容", category=_l(_c.name)),
+                                                               [Optional(), Length(max=500)]))
 
 
 class AmendmentForm(AgreementForm):
     """The same editor for an amendment: parties are fixed (a new party means a new agreement)."""
 
     parties = None
-    note = CleanTextAreaField("修订说明（修订了什么、为什么）", [Optional(), Length(max=1000)])
+    note = CleanTextAreaField(_l("修订说明（修订了什么、为什么）"), [Optional(), Length(max=1000)])
 
 
 class SignForm(FlaskForm):
     """Re-enter the password to sign."""
 
-    password = PasswordField("您的登录密码", [DataRequired("请输入密码以确认签署。")],
+    password = PasswordField(_l("您的登录密码"), [DataRequired(_l("请输入密码以确认签署。"))],
                              render_kw={"autocomplete": "current-password"})
-    confirm = BooleanField("我已阅读协议全文，同意代表本组织签署", [DataRequired("请勾选确认。")])
+    confirm = BooleanField(_l("我已阅读协议全文，同意代表本组织签署"), [DataRequired(_l("请勾选确认。"))])
 
 
 class ReasonForm(FlaskForm):
     """A required reason (decline, terminate)."""
 
-    reason = CleanTextAreaField("理由", [DataRequired("请填写理由。"), Length(max=500)])
+    reason = CleanTextAreaField(_l("理由"), [DataRequired(_l("请填写理由。")), Length(max=500)])
 
 
 class NoteForm(FlaskForm):
     """An optional note (start an amendment, recall, withdraw)."""
 
-    note = CleanTextAreaField("说明（可选）", [Optional(), Length(max=1000)])
+    note = CleanTextAreaField(_l("说明（可选）"), [Optional(), Length(max=1000)])
 
 
 class VerifyForm(FlaskForm):
     """Upload a PDF to check it."""
 
-    file = FileField("协议 PDF 文件")
+    file = FileField(_l("协议 PDF 文件"))
 
 
 class AgreementFilterForm(FlaskForm):
@@ -139,6 +144,6 @@ class AgreementFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    status = SelectField("状态", choices=[], validate_choice=False)
-    party = SelectField("共建方", choices=[], validate_choice=False)
-    expiring = BooleanField("30 天内到期")
+    status = SelectField(_l("状态"), choices=[], validate_choice=False)
+    party = SelectField(_l("共建方"), choices=[], validate_choice=False)
+    expiring = BooleanField(_l("30 天内到期"))

@@ -11,11 +11,13 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Optional
 
 import sqlalchemy as sa
+from flask_babel import gettext
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from coop.categories import CATEGORY_CODES
 from coop.db import TimestampMixin, UTCDateTime, enum_column, now_utc
 from coop.extensions import db
+from coop.i18n import N_
 
 if TYPE_CHECKING:
     from coop.auth.models import User
@@ -31,15 +33,21 @@ class AgreementStatus(enum.Enum):
 
     @property
     def label(self) -> str:
+        """The Chinese label: PDFs, the API, stored text and spreadsheets use it as it is."""
         return STATUS_LABELS[self]
+
+    @property
+    def ui_label(self) -> str:
+        """The label in the interface language (screens); Chinese outside a request."""
+        return gettext(STATUS_LABELS[self])
 
 
 STATUS_LABELS = {
-    AgreementStatus.draft: "草稿",
-    AgreementStatus.signing: "签署中",
-    AgreementStatus.active: "生效中",
-    AgreementStatus.expired: "已到期",
-    AgreementStatus.terminated: "已终止",
+    AgreementStatus.draft: N_("草稿"),
+    AgreementStatus.signing: N_("签署中"),
+    AgreementStatus.active: N_("生效中"),
+    AgreementStatus.expired: N_("已到期"),
+    AgreementStatus.terminated: N_("已终止"),
 }
 
 # The only legal moves; anything else is refused with IllegalTransition.
@@ -53,11 +61,12 @@ TRANSITIONS: dict[AgreementStatus, set[AgreementStatus]] = {
 
 
 class AgreementError(Exception):
-    """A refusal on an agreement with a message meant for people (Chinese); views show it as is."""
+    """A refusal on an agreement with a message meant for people, in the interface language (gettext when
+    raised: Chinese outside a request); views show it as is."""
 
 
 class IllegalTransition(AgreementError):
-    """A state move the agreement's life does not allow; the message is for people (Chinese)."""
+    """A state move the agreement's life does not allow; the message is for people (see AgreementError)."""
 
 
 class VersionKind(enum.Enum):
@@ -66,7 +75,16 @@ class VersionKind(enum.Enum):
 
     @property
     def label(self) -> str:
-        return {"original": "原始文本", "amendment": "修订"}[self.value]
+        """The Chinese label (see AgreementStatus.label)."""
+        return VERSION_KIND_LABELS[self.value]
+
+    @property
+    def ui_label(self) -> str:
+        """The label in the interface language (screens)."""
+        return gettext(VERSION_KIND_LABELS[self.value])
+
+
+VERSION_KIND_LABELS = {"original": N_("原始文本"), "amendment": N_("修订")}
 
 
 class VersionState(enum.Enum):
@@ -79,16 +97,22 @@ class VersionState(enum.Enum):
 
     @property
     def label(self) -> str:
+        """The Chinese label (see AgreementStatus.label)."""
         return VERSION_STATE_LABELS[self]
+
+    @property
+    def ui_label(self) -> str:
+        """The label in the interface language (screens)."""
+        return gettext(VERSION_STATE_LABELS[self])
 
 
 VERSION_STATE_LABELS = {
-    VersionState.draft: "修订草稿",
-    VersionState.signing: "签署中",
-    VersionState.signed: "现行有效",
-    VersionState.superseded: "已被修订取代",
-    VersionState.declined: "被拒签",
-    VersionState.withdrawn: "已撤回",
+    VersionState.draft: N_("修订草稿"),
+    VersionState.signing: N_("签署中"),
+    VersionState.signed: N_("现行有效"),
+    VersionState.superseded: N_("已被修订取代"),
+    VersionState.declined: N_("被拒签"),
+    VersionState.withdrawn: N_("已撤回"),
 }
 
 
@@ -147,7 +171,8 @@ class Agreement(TimestampMixin, db.Model):
     def move_to(self, new: AgreementStatus) -> None:
         """Change status if the lifecycle allows it, else raise IllegalTransition."""
         if new not in TRANSITIONS[self.status]:
-            raise IllegalTransition(f"协议当前状态为“{self.status.label}”，不能变为“{new.label}”。")
+            raise IllegalTransition(gettext("协议当前状态为“%(status)s”，不能变为“%(new)s”。",
+                                            status=self.status.ui_label, new=new.ui_label))
         self.status = new
 
     @property
@@ -310,7 +335,13 @@ class AgreementVersion(TimestampMixin, db.Model):
 
     @property
     def label(self) -> str:
+        """第2版: the Chinese label printed in the PDF and written into audit summaries and file names."""
         return f"第{self.number}版"
+
+    @property
+    def ui_label(self) -> str:
+        """The version's label in the interface language (screens)."""
+        return gettext("第%(n)s版", n=self.number)
 
     @property
     def party_org_ids(self) -> list[int]:

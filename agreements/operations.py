@@ -2,7 +2,8 @@
 
 Every function changes models, flushes and writes the audit log — and never commits, so views, the
 scheduler, the CLI and tests call them alike. Refusals raise AgreementError subclasses (or
-IllegalTransition for a move the lifecycle does not allow) with a Chinese message for people.
+IllegalTransition for a move the lifecycle does not allow) with a message for people in the interface
+language (gettext: Chinese outside a request). Audit summaries, close reasons and PDF texts stay Chinese.
 
 Who may edit a draft (the "drafters"): the person who created it, the secretary of any party (who
 will sign it, so may as well fix a typo instead of declining), and a committee reviewer whose
@@ -15,6 +16,7 @@ import logging
 from datetime import date
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 
 from agreements import permissions as perms
 from agreements.content import (
@@ -62,6 +64,7 @@ from coop.auth.passwords import verify_password
 from coop.db import now_utc
 from coop.extensions import db
 from coop.formatting import local_today
+from coop.i18n import N_
 from coop.orgs.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -74,6 +77,13 @@ __all__ = [
 ]
 
 MAX_REASON = 500
+
+# Reasons the platform writes itself into close_reason / end_reason: stored in Chinese like every stored
+# text; screens show them in the interface language (agreements.views.ui_reason).
+RECALLED, AMENDMENT_WITHDRAWN = N_("撤回修改"), N_("撤回修订")
+TERMINATED, EXPIRED = N_("协议终止"), N_("协议期满")
+SUPERSEDED = N_("被第%(n)s版修订取代")
+SYSTEM_REASONS = (RECALLED, AMENDMENT_WITHDRAWN, TERMINATED, EXPIRED)
 
 # Signer keys follow their owner's password (re-wrapped on change, discarded on admin reset).
 if on_password_change not in password_change_hooks:
@@ -107,16 +117,18 @@ def _require(allowed: bool, message: str) -> None:
         raise NotAllowed(message)
 
 
-def _illegal(agreement: Agreement, action: str) -> IllegalTransition:
-    return IllegalTransition(f"协议当前状态为“{agreement.status.label}”，不能{action}。")
+def _illegal(agreement: Agreement, message: str) -> IllegalTransition:
+    """`message` (marked with N_) says what cannot be done; %(status)s is the agreement's status."""
+    return IllegalTransition(_(message, status=agreement.status.ui_label))
 
 
-def _reason(text: str | None, what: str) -> str:
+def _reason(text: str | None, missing: str, too_long: str) -> str:
+    """The reason typed, or a refusal: `missing` / `too_long` (%(n)s: the limit) are marked with N_."""
     text = (text or "").strip()
     if not text:
-        raise AgreementInvalid(f"请填写{what}。")
+        raise AgreementInvalid(_(missing))
     if len(text) > MAX_REASON:
-        raise AgreementInvalid(f"{what}最长 {MAX_REASON} 个字符。")
+        raise AgreementInvalid(_(too_long, n=MAX_REASON))
     return text
 
 
@@ -136,10 +148,10 @@ def _with_default_liaisons(content: AgreementContent) -> AgreementContent:
 def _check_signable(content: AgreementContent) -> None:
     """Refuse to send for signing what nobody could sign or what is already over."""
     if content.ends_on < local_today():
-        raise AgreementInvalid("协议期限已过，请修改起止日期后再提交签署。")
+        raise AgreementInvalid(_("协议期限已过，请修改起止日期后再提交签署。"))
     for org_id in content.party_ids:
         if not party_secretaries(org_id):
-            raise AgreementInvalid(f"“{_org(org_id).name}”还没有书记账号，无法签署。请先由管理员为其添加书记。")
+            raise AgreementInvalid(_("“%(org)s”还没有书记账号，无法签署。请先由管理员为其添加书记。", org=_org(org_id).name))
 
 
 def _next_version_number(agreement: Agreement) -> int:
@@ -174,7 +186,7 @@ def _close(version: AgreementVersion, state: VersionState, actor: User | None, r
 def create_draft(content: AgreementContent, *, actor: User, template_code: str | None = None) -> Agreement:
     """Create a draft agreement; the actor must be allowed to draft for one of the parties."""
     _require(perms.may_draft_for(actor, content.party_ids),
-             "您只能为本组织（或您负责范围内的组织）起草共建协议。")
+             _("您只能为本组织（或您负责范围内的组织）起草共建协议。"))
     content = _with_default_liaisons(content)
     validate_content(content)
     agreement = Agreement(status=AgreementStatus.draft, created_by_id=actor.id, template_code=template_code,
@@ -190,11 +202,11 @@ def create_draft(content: AgreementContent, *, actor: User, template_code: str |
 def update_draft(agreement: Agreement, content: AgreementContent, *, actor: User) -> Agreement:
     """Change a draft's content (drafters only)."""
     if agreement.status is not AgreementStatus.draft:
-        raise _illegal(agreement, "直接修改（已签署的协议请发起修订）")
-    _require(perms.is_drafter(actor, agreement), "只有协议起草人、共建方书记或上级党委审阅人可以修改草稿。")
+        raise _illegal(agreement, N_("协议当前状态为“%(status)s”，不能直接修改（已签署的协议请发起修订）。"))
+    _require(perms.is_drafter(actor, agreement), _("只有协议起草人、共建方书记或上级党委审阅人可以修改草稿。"))
     # Editing must not take the draft out of the editor's own reach (e.g. a secretary dropping their organization).
     _require(perms.may_draft_for(actor, content.party_ids),
-             "修改后的共建方中须包含您的组织（或您负责范围内的组织）。")
+             _("修改后的共建方中须包含您的组织（或您负责范围内的组织）。"))
     content = _with_default_liaisons(content)
     validate_content(content)
     before = content_of(agreement)
@@ -208,8 +220,8 @@ def update_draft(agreement: Agreement, content: AgreementContent, *, actor: User
 def submit_for_signing(agreement: Agreement, *, actor: User) -> AgreementVersion:
     """Freeze the draft into a new version, render its PDF and open it for the parties' signatures."""
     if agreement.status is not AgreementStatus.draft:
-        raise _illegal(agreement, "提交签署")
-    _require(perms.is_drafter(actor, agreement), "只有协议起草人、共建方书记或上级党委审阅人可以提交签署。")
+        raise _illegal(agreement, N_("协议当前状态为“%(status)s”，不能提交签署。"))
+    _require(perms.is_drafter(actor, agreement), _("只有协议起草人、共建方书记或上级党委审阅人可以提交签署。"))
     content = content_of(agreement)
     validate_content(content)
     _check_signable(content)
@@ -229,12 +241,12 @@ def submit_for_signing(agreement: Agreement, *, actor: User) -> AgreementVersion
 def recall_signing(agreement: Agreement, *, actor: User, reason: str | None = None) -> Agreement:
     """Take an agreement back from signing to draft (drafters), e.g. to fix a mistake before everyone signs."""
     if agreement.status is not AgreementStatus.signing:
-        raise _illegal(agreement, "撤回修改")
-    _require(perms.is_drafter(actor, agreement), "只有协议起草人、共建方书记或上级党委审阅人可以撤回。")
+        raise _illegal(agreement, N_("协议当前状态为“%(status)s”，不能撤回修改。"))
+    _require(perms.is_drafter(actor, agreement), _("只有协议起草人、共建方书记或上级党委审阅人可以撤回。"))
     version = agreement.signing_version
     agreement.move_to(AgreementStatus.draft)
     if version is not None:
-        _close(version, VersionState.withdrawn, actor, (reason or "").strip() or "撤回修改")
+        _close(version, VersionState.withdrawn, actor, (reason or "").strip() or RECALLED)
     db.session.flush()
     _audit("agreement.recall", f"撤回协议《{agreement.title}》，退回草稿", agreement, actor,
            {"version": version.number if version else None, "reason": reason})
@@ -247,20 +259,20 @@ def recall_signing(agreement: Agreement, *, actor: User, reason: str | None = No
 def _locked_signing_version(agreement: Agreement) -> AgreementVersion:
     version = agreement.signing_version
     if version is None:
-        raise _illegal(agreement, "签署")
+        raise _illegal(agreement, N_("协议当前状态为“%(status)s”，不能签署。"))
     # Two parties signing at the same moment must not both append to the same file: lock the row
     # (PostgreSQL; SQLite write transactions are already serialised by BEGIN IMMEDIATE).
     db.session.execute(sa.select(AgreementVersion.id).where(AgreementVersion.id == version.id).with_for_update())
     db.session.refresh(version)
     if version.state is not VersionState.signing:
-        raise _illegal(agreement, "签署")
+        raise _illegal(agreement, N_("协议当前状态为“%(status)s”，不能签署。"))
     return version
 
 
 def _acting_party(actor: User, version: AgreementVersion) -> int:
     """The party the actor signs or declines for; refuses anyone who is not its secretary."""
     _require(perms.is_secretary_of_party(actor, version.party_org_ids),
-             "只有共建方的书记本人可以代表本组织签署或拒签。")
+             _("只有共建方的书记本人可以代表本组织签署或拒签。"))
     return actor.organization_id
 
 
@@ -276,12 +288,12 @@ def sign_agreement(agreement: Agreement, *, actor: User, password: str, ip: str 
     version = _locked_signing_version(agreement)
     org_id = _acting_party(actor, version)
     if org_id in version.signed_org_ids:
-        raise AgreementError("贵方已签署本协议，无需重复签署。")
+        raise AgreementError(_("贵方已签署本协议，无需重复签署。"))
     if org_id not in version.next_signer_org_ids():
         first = version.next_signer_org_ids()[0]
-        raise NotAllowed(f"本协议按顺序签署，请等待“{_org(first).name}”先签署。")
+        raise NotAllowed(_("本协议按顺序签署，请等待“%(org)s”先签署。", org=_org(first).name))
     if not password or not verify_password(actor.password_hash, password):
-        raise WrongPassword("密码不正确，未签署。")
+        raise WrongPassword(_("密码不正确，未签署。"))
 
     org = _org(org_id)
     index = version.party_org_ids.index(org_id)
@@ -308,7 +320,7 @@ def sign_agreement(agreement: Agreement, *, actor: User, password: str, ip: str 
             key_row = signer_key_for(actor, org.name, password)
             after = sign_with(key_row)
     except SigningError as exc:
-        raise AgreementError(str(exc)) from exc
+        raise AgreementError(_(str(exc))) from exc  # signing.py marks its messages with N_
 
     relative, digest = store_archive_file(agreement.id, f"v{version.number}-{len(version.signatures) + 1}-{label}", after)
     signature = AgreementSignature(
@@ -369,7 +381,7 @@ def _complete(agreement: Agreement, version: AgreementVersion, actor: User | Non
         kind, summary = "agreement.activate", f"协议《{agreement.title}》各方签署完成，正式生效"
     else:
         if previous is not None:
-            _close(previous, VersionState.superseded, actor, f"被{version.label}修订取代")
+            _close(previous, VersionState.superseded, actor, SUPERSEDED % {"n": version.number})
         # Only now does the amended text become what activities and reports count against.
         apply_content(agreement, content_from_json(version.content))
         kind, summary = "agreement.amendment_active", f"协议《{agreement.title}》修订（{version.label}）各方签署完成，正式生效"
@@ -382,11 +394,11 @@ def decline_signing(agreement: Agreement, *, actor: User, reason: str) -> Agreem
     """A party's secretary declines with a reason: the text goes back to draft for editing."""
     version = _locked_signing_version(agreement) if agreement.signing_version else None
     if version is None:
-        raise _illegal(agreement, "拒签")
+        raise _illegal(agreement, N_("协议当前状态为“%(status)s”，不能拒签。"))
     org_id = _acting_party(actor, version)
     if org_id in version.signed_org_ids:
-        raise AgreementError("贵方已签署本协议，不能再拒签；如有异议请与其他共建方协商修订或终止。")
-    reason = _reason(reason, "拒签理由")
+        raise AgreementError(_("贵方已签署本协议，不能再拒签；如有异议请与其他共建方协商修订或终止。"))
+    reason = _reason(reason, N_("请填写拒签理由。"), N_("拒签理由最长 %(n)s 个字符。"))
     _close(version, VersionState.declined, actor, reason)
     version.declined_org_id = org_id
     if version.kind is VersionKind.original:
@@ -409,12 +421,12 @@ def decline_signing(agreement: Agreement, *, actor: User, reason: str) -> Agreem
 def terminate_agreement(agreement: Agreement, *, actor: User, reason: str) -> Agreement:
     """End an agreement early with a reason (a party's secretary; drafters may also abandon a draft)."""
     if AgreementStatus.terminated not in TRANSITIONS[agreement.status]:
-        raise _illegal(agreement, "终止")
-    _require(perms.can_terminate(actor, agreement), "只有共建方的书记可以终止协议。")
-    reason = _reason(reason, "终止理由")
+        raise _illegal(agreement, N_("协议当前状态为“%(status)s”，不能终止。"))
+    _require(perms.can_terminate(actor, agreement), _("只有共建方的书记可以终止协议。"))
+    reason = _reason(reason, N_("请填写终止理由。"), N_("终止理由最长 %(n)s 个字符。"))
     pending = agreement.pending_version
     if pending is not None:
-        _close(pending, VersionState.withdrawn, actor, "协议终止")
+        _close(pending, VersionState.withdrawn, actor, TERMINATED)
     agreement.move_to(AgreementStatus.terminated)
     agreement.ended_at, agreement.ended_by_id, agreement.end_reason = now_utc(), actor.id, reason
     db.session.flush()
@@ -435,9 +447,9 @@ def expire_due_agreements(today: date | None = None) -> list[Agreement]:
     for agreement in due:
         pending = agreement.pending_version
         if pending is not None:
-            _close(pending, VersionState.withdrawn, None, "协议期满")
+            _close(pending, VersionState.withdrawn, None, EXPIRED)
         agreement.move_to(AgreementStatus.expired)
-        agreement.ended_at, agreement.end_reason = now_utc(), "协议期满"
+        agreement.ended_at, agreement.end_reason = now_utc(), EXPIRED
         db.session.flush()
         _audit("agreement.expire", f"协议《{agreement.title}》期满", agreement, None,
                {"ends_on": agreement.ends_on.isoformat(), "today": today.isoformat()})
@@ -456,17 +468,18 @@ def renewal_of(agreement: Agreement) -> Agreement | None:
 def renew_agreement(agreement: Agreement, *, actor: User) -> Agreement:
     """Start the next term: a new draft linked to this one, with parties, commitments and liaisons carried over."""
     if agreement.status not in (AgreementStatus.active, AgreementStatus.expired):
-        raise _illegal(agreement, "续签（只有生效中或已到期的协议可以续签）")
-    _require(perms.is_drafter(actor, agreement), "只有共建方书记或上级党委审阅人可以发起续签。")
+        raise _illegal(agreement, N_("协议当前状态为“%(status)s”，不能续签（只有生效中或已到期的协议可以续签）。"))
+    _require(perms.is_drafter(actor, agreement), _("只有共建方书记或上级党委审阅人可以发起续签。"))
     existing = renewal_of(agreement)
     if existing is not None:
-        raise AgreementError(f"该协议已发起续签：《{existing.title}》（{existing.status.label}）。")
+        raise AgreementError(_("该协议已发起续签：《%(title)s》（%(status)s）。", title=existing.title,
+                               status=existing.status.ui_label))
     content = content_of(agreement)
     active_orgs = {o.id for o in db.session.execute(
         sa.select(Organization).where(Organization.id.in_(content.party_ids), Organization.is_active.is_(True))).scalars()}
     content.party_ids = [o for o in content.party_ids if o in active_orgs]
     if len(content.party_ids) < 2:
-        raise AgreementInvalid("部分共建方已停用，无法续签；请新建协议。")
+        raise AgreementInvalid(_("部分共建方已停用，无法续签；请新建协议。"))
     # Carry over liaisons who are still active members of their party; the drafter edits the rest.
     users = {u.id: u for u in db.session.execute(
         sa.select(User).where(User.id.in_([u for us in content.liaisons.values() for u in us] or [0]))).scalars()}
@@ -498,10 +511,10 @@ def renew_agreement(agreement: Agreement, *, actor: User) -> Agreement:
 def start_amendment(agreement: Agreement, *, actor: User, note: str | None = None) -> AgreementVersion:
     """Open an amendment of an active agreement: a draft version holding a copy of the text in force."""
     if agreement.status is not AgreementStatus.active:
-        raise _illegal(agreement, "修订（只有生效中的协议可以修订）")
-    _require(perms.is_drafter(actor, agreement), "只有共建方书记或上级党委审阅人可以发起修订。")
+        raise _illegal(agreement, N_("协议当前状态为“%(status)s”，不能修订（只有生效中的协议可以修订）。"))
+    _require(perms.is_drafter(actor, agreement), _("只有共建方书记或上级党委审阅人可以发起修订。"))
     if agreement.pending_version is not None:
-        raise AgreementError("该协议已有一份修订正在进行，请先完成或撤回。")
+        raise AgreementError(_("该协议已有一份修订正在进行，请先完成或撤回。"))
     version = AgreementVersion(
         agreement=agreement, number=_next_version_number(agreement), kind=VersionKind.amendment,
         state=VersionState.draft, content=snapshot(content_of(agreement)), note=(note or "").strip() or None,
@@ -514,19 +527,20 @@ def start_amendment(agreement: Agreement, *, actor: User, note: str | None = Non
     return version
 
 
-def _amendment(agreement: Agreement, state: VersionState, action: str) -> AgreementVersion:
+def _amendment(agreement: Agreement, state: VersionState, refusal: str) -> AgreementVersion:
+    """The amendment in `state`, else IllegalTransition(`refusal`, a message marked with N_)."""
     version = agreement.pending_version
     if version is None or version.kind is not VersionKind.amendment or version.state is not state:
-        raise IllegalTransition(f"该协议没有{'待编辑' if state is VersionState.draft else '签署中'}的修订，不能{action}。")
+        raise IllegalTransition(_(refusal))
     return version
 
 
 def update_amendment(agreement: Agreement, content: AgreementContent, *, actor: User, note: str | None = None) -> AgreementVersion:
     """Edit the amendment draft's text (the parties stay the same; a new party means a new agreement)."""
-    version = _amendment(agreement, VersionState.draft, "修改")
-    _require(perms.is_drafter(actor, agreement), "只有共建方书记或上级党委审阅人可以修改修订稿。")
+    version = _amendment(agreement, VersionState.draft, N_("该协议没有待编辑的修订，不能修改。"))
+    _require(perms.is_drafter(actor, agreement), _("只有共建方书记或上级党委审阅人可以修改修订稿。"))
     if list(content.party_ids) != version.party_org_ids:
-        raise AgreementInvalid("修订不能更改共建方；如需增减共建方，请另行签订协议。")
+        raise AgreementInvalid(_("修订不能更改共建方；如需增减共建方，请另行签订协议。"))
     content = _with_default_liaisons(content)
     validate_content(content)
     before = content_from_json(version.content)
@@ -541,13 +555,13 @@ def update_amendment(agreement: Agreement, content: AgreementContent, *, actor: 
 
 def submit_amendment(agreement: Agreement, *, actor: User) -> AgreementVersion:
     """Freeze the amendment and open it for signing; the text in force keeps counting meanwhile."""
-    version = _amendment(agreement, VersionState.draft, "提交签署")
-    _require(perms.is_drafter(actor, agreement), "只有共建方书记或上级党委审阅人可以提交修订签署。")
+    version = _amendment(agreement, VersionState.draft, N_("该协议没有待编辑的修订，不能提交签署。"))
+    _require(perms.is_drafter(actor, agreement), _("只有共建方书记或上级党委审阅人可以提交修订签署。"))
     content = content_from_json(version.content)
     validate_content(content)
     _check_signable(content)
     if version.content == (agreement.current_version.content if agreement.current_version else None):
-        raise AgreementInvalid("修订稿与现行文本完全相同，无需签署。")
+        raise AgreementInvalid(_("修订稿与现行文本完全相同，无需签署。"))
     _freeze(version, content, actor)
     db.session.flush()
     _audit("agreement.submit", f"提交协议《{agreement.title}》的修订签署（{version.label}）", agreement, actor,
@@ -559,9 +573,9 @@ def withdraw_amendment(agreement: Agreement, *, actor: User, reason: str | None 
     """Abandon the amendment in progress (draft or signing); the text in force is untouched."""
     version = agreement.pending_version
     if version is None or version.kind is not VersionKind.amendment:
-        raise IllegalTransition("该协议没有进行中的修订，不能撤回。")
-    _require(perms.is_drafter(actor, agreement), "只有共建方书记或上级党委审阅人可以撤回修订。")
-    _close(version, VersionState.withdrawn, actor, (reason or "").strip() or "撤回修订")
+        raise IllegalTransition(_("该协议没有进行中的修订，不能撤回。"))
+    _require(perms.is_drafter(actor, agreement), _("只有共建方书记或上级党委审阅人可以撤回修订。"))
+    _close(version, VersionState.withdrawn, actor, (reason or "").strip() or AMENDMENT_WITHDRAWN)
     db.session.flush()
     _audit("agreement.amend_withdraw", f"撤回协议《{agreement.title}》的修订（{version.label}）", agreement, actor,
            {"version": version.number, "reason": reason})

@@ -1,14 +1,19 @@
 """Built-in agreement templates (协议模板): sensible Chinese defaults a drafter starts from and edits.
 
 A template only pre-fills the draft form; nothing refers back to it except Agreement.template_code.
+The texts it pre-fills (title, purpose, commitments, clauses) are the content of a Chinese document and
+stay Chinese whatever the interface language; only a template's name and description are interface.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from flask_babel import gettext
+
 from agreements.content import AgreementContent
 from coop.formatting import local_today
+from coop.i18n import N_
 
 COMMON_CLAUSES = [
     "各方建立联席会议制度，每半年至少召开一次联席会议，总结共建成效，研究部署下一阶段共建工作。",
@@ -31,6 +36,16 @@ class AgreementTemplate:
     purpose: str
     commitments: dict[str, tuple[int, str]]
     clauses: list[str] = field(default_factory=lambda: list(COMMON_CLAUSES))
+
+    @property
+    def ui_name(self) -> str:
+        """The template's name in the interface language (screens)."""
+        return gettext(self.name)
+
+    @property
+    def ui_description(self) -> str:
+        """The template's description in the interface language (screens)."""
+        return gettext(self.description)
 
     def content(self, *, party_ids: list[int], starts_on: date | None = None) -> AgreementContent:
         """A draft content from this template, for a one-year term starting on `starts_on`."""
@@ -57,8 +72,8 @@ def one_year_from(start: date) -> date:
 TEMPLATES: tuple[AgreementTemplate, ...] = (
     AgreementTemplate(
         code="branch_pairing",
-        name="党支部结对共建",
-        description="企业内外党支部之间的结对共建，以党员联学、活动联办为主。",
+        name=N_("党支部结对共建"),
+        description=N_("企业内外党支部之间的结对共建，以党员联学、活动联办为主。"),
         title="党支部结对共建协议",
         purpose=(
             "坚持以习近平新时代中国特色社会主义思想为指导，以提升党支部组织力为重点，"
@@ -76,8 +91,8 @@ TEMPLATES: tuple[AgreementTemplate, ...] = (
     ),
     AgreementTemplate(
         code="enterprise_locality",
-        name="企地党建联建",
-        description="企业党组织与街道、社区、政府部门党组织联建，以服务联动为主。",
+        name=N_("企地党建联建"),
+        description=N_("企业党组织与街道、社区、政府部门党组织联建，以服务联动为主。"),
         title="企地党建联建协议",
         purpose=(
             "发挥企业党组织专业优势和地方党组织贴近群众的优势，以党建联建促进企地融合发展。\n"
@@ -93,8 +108,8 @@ TEMPLATES: tuple[AgreementTemplate, ...] = (
     ),
     AgreementTemplate(
         code="school_youth",
-        name="校企团建共建",
-        description="企业党团组织与高校学院团支部共建，以人才联育、群团联手为主。",
+        name=N_("校企团建共建"),
+        description=N_("企业党团组织与高校学院团支部共建，以人才联育、群团联手为主。"),
         title="校企团建共建协议",
         purpose=(
             "以立德树人、青年成长为目标，搭建校企协同育人平台，引导青年学生坚定理想信念、厚植家国情怀。\n"

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import gettext
 
 from agreements.models import AgreementError, SignerKey
 from agreements.pki import PlatformPKI, WrongSignerPassword, derive_ca_passphrase, rewrap_signer_key
@@ -77,7 +78,7 @@ def archive_path(relative: str) -> Path:
     root = _archive_root()
     path = (root / PurePosixPath(relative)).resolve()
     if not path.is_relative_to(root):
-        raise ArchiveError("存档路径无效。")
+        raise ArchiveError(gettext("存档路径无效。"))
     return path
 
 
@@ -102,10 +103,10 @@ def read_archive_file(relative: str, expected_sha256: str | None = None) -> byte
     try:
         data = archive_path(relative).read_bytes()
     except FileNotFoundError as exc:
-        raise ArchiveError("协议存档文件缺失，请联系管理员。") from exc
+        raise ArchiveError(gettext("协议存档文件缺失，请联系管理员。")) from exc
     if expected_sha256 and sha256_hex(data) != expected_sha256:
         logger.error("archived agreement file %s does not match its recorded hash", relative)
-        raise ArchiveError("协议存档文件与登记的哈希值不符，已停止操作，请联系管理员。")
+        raise ArchiveError(gettext("协议存档文件与登记的哈希值不符，已停止操作，请联系管理员。"))
     return data
 
 

@@ -32,8 +32,10 @@ from asn1crypto import keys as asn1_keys, x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
+from flask_babel import gettext
 
 from agreements.pki import PlatformPKI, load_private_key
+from coop.i18n import N_
 from coop.pdf import HEI_FAMILY, font_file, missing_glyphs, pdf_jinja_env, render_pdf
 
 logger = logging.getLogger(__name__)
@@ -45,7 +47,8 @@ STAMP_COLOUR = (0.72, 0.07, 0.07)  # seal red; still dark enough when printed in
 
 
 class SigningError(RuntimeError):
-    """Signing failed; the message is fit to show to a user."""
+    """Signing failed; the message is fit to show to a user (Chinese, marked with N_: translate it with
+    gettext where it is shown)."""
 
 
 class SignerKeyMaterial(Protocol):
@@ -110,10 +113,10 @@ def _check_issued_by_platform(cert: x509.Certificate, pki: PlatformPKI) -> None:
     try:
         cert.verify_directly_issued_by(root)
     except (ValueError, TypeError, InvalidSignature) as exc:
-        raise SigningError("签名证书不是本平台签发的，无法用于签署。") from exc
+        raise SigningError(N_("签名证书不是本平台签发的，无法用于签署。")) from exc
     now = datetime.now(timezone.utc)
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-        raise SigningError("签名证书已过期或尚未生效，请重新申领签名证书。")
+        raise SigningError(N_("签名证书已过期或尚未生效，请重新申领签名证书。"))
 
 
 def stamp_font_bytes(text: str) -> bytes:
@@ -216,7 +219,7 @@ def _writer(pdf: bytes):
     try:
         return IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
     except Exception as exc:
-        raise SigningError("文件不是有效的 PDF，无法签署。") from exc
+        raise SigningError(N_("文件不是有效的 PDF，无法签署。")) from exc
 
 
 # --- signing --------------------------------------------------------------------------------------
@@ -249,11 +252,11 @@ def sign_pdf(
     _check_issued_by_platform(cert, pki)
     key = load_private_key(creds.key_pem, password)
     if key.public_key().public_numbers() != cert.public_key().public_numbers():
-        raise SigningError("签名密钥与证书不匹配。")
+        raise SigningError(N_("签名密钥与证书不匹配。"))
 
     state = _field_state(pdf, field_name)
     if state == "signed":
-        raise SigningError("该签名位已签署，不能重复签署。")
+        raise SigningError(N_("该签名位已签署，不能重复签署。"))
     writer = _writer(pdf)
     spec = None
     if state == "absent":
@@ -273,7 +276,7 @@ def sign_pdf(
         outside_event_loop(pdf_signer.sign_pdf, writer, appearance_text_params={"lines": text}, output=out)
     except Exception as exc:
         logger.exception("pyHanko signing failed for field %s", field_name)
-        raise SigningError("签署失败：PDF 文件无法签名。") from exc
+        raise SigningError(N_("签署失败：PDF 文件无法签名。")) from exc
     return out.getvalue()
 
 
@@ -289,7 +292,7 @@ def seal_pdf(pdf: bytes, *, pki: PlatformPKI, reason: str = "党建共建平台�
 
     key, cert = pki.seal_key_and_cert()
     if _field_state(pdf, SEAL_FIELD) != "absent":
-        raise SigningError("文件已加盖平台签章。")
+        raise SigningError(N_("文件已加盖平台签章。"))
     writer = _writer(pdf)
     pdf_signer = signers.PdfSigner(
         _signature_meta(SEAL_FIELD, reason=reason, location=location, name=pki.org_name),
@@ -301,7 +304,7 @@ def seal_pdf(pdf: bytes, *, pki: PlatformPKI, reason: str = "党建共建平台�
         outside_event_loop(pdf_signer.sign_pdf, writer, output=out)
     except Exception as exc:
         logger.exception("pyHanko sealing failed")
-        raise SigningError("平台签章失败：PDF 文件无法签名。") from exc
+        raise SigningError(N_("平台签章失败：PDF 文件无法签名。")) from exc
     return out.getvalue()
 
 
@@ -334,11 +337,12 @@ class SignatureCheck:
 
 @dataclass(frozen=True)
 class VerificationResult:
-    """The verdict on a PDF: per-signature checks, overall validity and a Chinese summary."""
+    """The verdict on a PDF: per-signature checks, overall validity and a summary for people."""
 
     document_sha256: str
     signatures: list[SignatureCheck] = field(default_factory=list)
-    error: str | None = None  # set when the file could not be examined at all
+    # Set when the file could not be examined at all: Chinese, marked with N_ (gettext it where shown).
+    error: str | None = None
 
     @property
     def is_fully_valid(self) -> bool:
@@ -357,27 +361,31 @@ class VerificationResult:
 
     @property
     def summary(self) -> str:
-        """One Chinese sentence for people: is this the document that was signed?"""
+        """One sentence for people: is this the document that was signed? In the interface language when
+        read while handling a request, else Chinese (it is never stored nor printed into a PDF)."""
         if self.error:
-            return self.error
+            return gettext(self.error)
         if not self.signatures:
-            return "该文件不含电子签名，无法证明其出自本平台。"
-        signers_text = "、".join(
-            f"{s.signer_name}（{s.organization}）" for s in self.signatures if not s.is_platform_seal
-        )
+            return gettext("该文件不含电子签名，无法证明其出自本平台。")
+        signers_text = gettext("、").join(
+            gettext("%(name)s（%(organization)s）", name=s.signer_name, organization=s.organization)
+            for s in self.signatures if not s.is_platform_seal
+        ) or gettext("平台")
+        if self.is_fully_valid and self.sealed:
+            return gettext("验证通过：文件自签署后未被篡改，签名人为%(signers)s，并经平台签章确认。", signers=signers_text)
         if self.is_fully_valid:
-            seal = "，并经平台签章确认" if self.sealed else "（尚未加盖平台签章，签署流程可能未完成）"
-            return f"验证通过：文件自签署后未被篡改，签名人为{signers_text or '平台'}{seal}。"
+            return gettext("验证通过：文件自签署后未被篡改，签名人为%(signers)s（尚未加盖平台签章，签署流程可能未完成）。",
+                           signers=signers_text)
         problems = []
         if any(not (s.intact and s.valid and s.container_clean) for s in self.signatures):
-            problems.append("签名数据与文件内容不符，文件可能已被篡改")
+            problems.append(gettext("签名数据与文件内容不符，文件可能已被篡改"))
         if any(not s.trusted for s in self.signatures):
-            problems.append("存在非本平台签发证书的签名")
+            problems.append(gettext("存在非本平台签发证书的签名"))
         if any(not s.modifications_ok for s in self.signatures):
-            problems.append("签署后文件被做了不允许的修改")
+            problems.append(gettext("签署后文件被做了不允许的修改"))
         if not self.signatures[-1].covers_whole_document:
-            problems.append("最后一个签名之后文件又被改动")
-        return "验证未通过：" + "；".join(problems or ["签名无效"]) + "。"
+            problems.append(gettext("最后一个签名之后文件又被改动"))
+        return gettext("验证未通过：%(problems)s。", problems=gettext("；").join(problems or [gettext("签名无效")]))
 
 
 def _name_attr(name: x509.Name, oid) -> str:
@@ -470,7 +478,7 @@ def verify_pdf(pdf: bytes, *, pki: PlatformPKI) -> VerificationResult:
         embedded = reader.embedded_signatures
     except Exception:
         logger.info("verify_pdf: unreadable PDF (%d bytes)", len(pdf), exc_info=True)
-        return VerificationResult(digest, error="文件无法识别为有效的 PDF 文档，或文件已损坏。")
+        return VerificationResult(digest, error=N_("文件无法识别为有效的 PDF 文档，或文件已损坏。"))
 
     checks = []
     for emb in embedded:
@@ -479,7 +487,7 @@ def verify_pdf(pdf: bytes, *, pki: PlatformPKI) -> VerificationResult:
         except Exception:
             logger.info("verify_pdf: signature %r could not be validated", getattr(emb, "field_name", "?"), exc_info=True)
             return VerificationResult(
-                digest, signatures=checks, error="文件中的签名数据已损坏，无法验证，文件可能已被篡改。"
+                digest, signatures=checks, error=N_("文件中的签名数据已损坏，无法验证，文件可能已被篡改。")
             )
     return VerificationResult(digest, signatures=checks)
 

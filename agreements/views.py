@@ -2,10 +2,12 @@
 and the public verification pages (/verify, /verify/<code>)."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy.orm import joinedload, lazyload, selectinload
 
@@ -14,7 +16,6 @@ from agreements import permissions as perms
 from agreements.content import content_from_json, content_of, snapshot
 from agreements.forms import AgreementFilterForm, AgreementForm, AmendmentForm, ReasonForm, SignForm, VerifyForm
 from agreements.models import (
-    STATUS_LABELS,
     Agreement,
     AgreementError,
     AgreementLiaison,
@@ -47,12 +48,13 @@ from coop.extensions import db
 from coop.forms import clean_text, parse_id
 from coop.formatting import local_today
 from coop.home.views import HOME_PANELS
+from coop.i18n import N_
 from coop.orgs.models import Organization
 from coop.web import add_nav, page_arg
 
 bp = Blueprint("agreements", __name__)
 
-add_nav("agreements.index", "协议", lambda u: u.is_authenticated, order=20)
+add_nav("agreements.index", N_("协议"), lambda u: u.is_authenticated, order=20)
 
 PER_PAGE = 20
 EXPIRING_DAYS = 30
@@ -86,7 +88,8 @@ def _org_choices_for(user) -> list[tuple[str, str]]:
     orgs = db.session.execute(
         sa.select(Organization).where(Organization.is_active.is_(True)).order_by(Organization.path)
     ).scalars()
-    return [(str(o.id), "　" * o.depth + o.name) for o in orgs]
+    # Indented by depth with EM SPACEs: as wide as the ideographic space, and no Chinese in an English page.
+    return [(str(o.id), "\u2003" * o.depth + o.name) for o in orgs]
 
 
 def _liaison_groups(party_ids: list[int]) -> list[dict]:
@@ -125,14 +128,14 @@ def _pdf_response(data: bytes, name: str):
 @login_required
 def index():
     form = AgreementFilterForm(request.args)
-    form.status.choices = [("", "全部状态")] + [(s.value, STATUS_LABELS[s]) for s in AgreementStatus]
+    form.status.choices = [("", _("全部状态"))] + [(s.value, s.ui_label) for s in AgreementStatus]
     visible = agreements_visible_to(current_user)
     party_orgs = db.session.execute(
         sa.select(Organization).join(AgreementParty, AgreementParty.organization_id == Organization.id)
         .where(AgreementParty.agreement_id.in_(visible.with_only_columns(Agreement.id).scalar_subquery()))
         .distinct().order_by(Organization.name)
     ).scalars().all()
-    form.party.choices = [("", "全部共建方")] + [(str(o.id), o.name) for o in party_orgs]
+    form.party.choices = [("", _("全部共建方"))] + [(str(o.id), o.name) for o in party_orgs]
 
     stmt = visible
     if form.status.data in {s.value for s in AgreementStatus}:
@@ -183,7 +186,7 @@ def new():
             form.form_errors.append(str(exc))
         else:
             db.session.commit()
-            flash("协议草稿已保存。请核对联络员，确认无误后提交签署。", "success")
+            flash(_("协议草稿已保存。请核对联络员，确认无误后提交签署。"), "success")
             return redirect(url_for("agreements.detail", agreement_id=agreement.id))
     return render_template("agreements/form.html", form=form, agreement=None, template=template,
                            templates=TEMPLATES, liaison_groups=[], parties_locked=False, amendment=None)
@@ -207,7 +210,7 @@ def edit(agreement_id):
             form.form_errors.append(str(exc))
         else:
             db.session.commit()
-            flash("草稿已保存。", "success")
+            flash(_("草稿已保存。"), "success")
             return redirect(url_for("agreements.detail", agreement_id=agreement.id))
     return render_template("agreements/form.html", form=form, agreement=agreement, template=None, templates=(),
                            liaison_groups=_liaison_groups(agreement.party_org_ids), parties_locked=False,
@@ -231,7 +234,7 @@ def submit(agreement_id):
     agreement = _load(agreement_id)
     require(perms.can_submit(current_user, agreement))
     return _carry_out(agreement, lambda: ops.submit_for_signing(agreement, actor=current_user),
-                      "协议已提交签署，已通知各方书记。")
+                      _("协议已提交签署，已通知各方书记。"))
 
 
 @bp.route("/agreements/<int:agreement_id>/recall", methods=["POST"])
@@ -240,7 +243,7 @@ def recall(agreement_id):
     agreement = _load(agreement_id)
     require(perms.can_recall(current_user, agreement))
     return _carry_out(agreement, lambda: ops.recall_signing(agreement, actor=current_user, reason=request.form.get("note")),
-                      "协议已撤回为草稿，已有的签署作废。")
+                      _("协议已撤回为草稿，已有的签署作废。"))
 
 
 # --- detail --------------------------------------------------------------------------------------
@@ -286,10 +289,33 @@ def detail(agreement_id):
     )
 
 
-def _party_labels(org_ids: list[int]) -> dict[int, str]:
-    from agreements.document import party_label
+# 甲方, 乙方 … as screens show them (the PDF's own labels are agreements.document.PARTY_LABELS).
+UI_PARTY_LABELS = (N_("甲方"), N_("乙方"), N_("丙方"), N_("丁方"), N_("戊方"), N_("己方"), N_("庚方"), N_("辛方"),
+                   N_("壬方"), N_("癸方"))
 
-    return {o: party_label(i) for i, o in enumerate(org_ids)}
+
+def ui_party_label(index: int) -> str:
+    """甲方 for 0, 乙方 for 1 … in the interface language (Party A, Party B …)."""
+    if index < len(UI_PARTY_LABELS):
+        return _(UI_PARTY_LABELS[index])
+    return _("第%(n)s方", n=index + 1)
+
+
+def _party_labels(org_ids: list[int]) -> dict[int, str]:
+    return {o: ui_party_label(i) for i, o in enumerate(org_ids)}
+
+
+def ui_reason(text: str | None) -> str:
+    """A stored close/end reason for screens: the ones the platform writes itself are translated, what people
+    typed is shown as it is."""
+    if not text:
+        return ""
+    if text in ops.SYSTEM_REASONS:
+        return _(text)
+    superseded = re.fullmatch(r"被第(\d+)版修订取代", text)
+    if superseded:
+        return _(ops.SUPERSEDED, n=int(superseded.group(1)))
+    return text
 
 
 def _amendment_view(agreement: Agreement) -> dict | None:
@@ -318,7 +344,7 @@ def sign(agreement_id):
         ip = _client_ip()
         # Signing re-checks the password, so it shares the sign-in lock against guessing.
         if login_locked_until(current_user.username, ip):
-            form.password.errors.append("密码错误次数过多，请稍后再试。")
+            form.password.errors.append(_("密码错误次数过多，请稍后再试。"))
         else:
             try:
                 ops.sign_agreement(agreement, actor=current_user, password=form.password.data, ip=ip)
@@ -333,9 +359,9 @@ def sign(agreement_id):
                 clear_login_failures(current_user.username, ip)
                 db.session.commit()
                 if agreement.status is AgreementStatus.active and version.state is VersionState.signed:
-                    flash("签署成功。各方均已签署，协议正式生效。", "success")
+                    flash(_("签署成功。各方均已签署，协议正式生效。"), "success")
                 else:
-                    flash("签署成功。", "success")
+                    flash(_("签署成功。"), "success")
                 return redirect(url_for("agreements.detail", agreement_id=agreement.id))
     return render_template(
         "agreements/sign.html", agreement=agreement, version=version, form=form, decline_form=decline_form,
@@ -354,10 +380,10 @@ def decline(agreement_id):
     require(perms.can_decline(current_user, agreement))
     form = ReasonForm(prefix="decline")
     if not form.validate_on_submit():
-        flash("请填写拒签理由。", "error")
+        flash(_("请填写拒签理由。"), "error")
         return redirect(url_for("agreements.sign", agreement_id=agreement.id))
     return _carry_out(agreement, lambda: ops.decline_signing(agreement, actor=current_user, reason=form.reason.data),
-                      "已拒签，协议退回草稿，起草人可修改后重新提交。")
+                      _("已拒签，协议退回草稿，起草人可修改后重新提交。"))
 
 
 # --- end of life, renewal, amendment -------------------------------------------------------------
@@ -375,7 +401,7 @@ def terminate(agreement_id):
         except AgreementError as exc:
             return _refused(exc, agreement)
         db.session.commit()
-        flash("协议已终止。", "success")
+        flash(_("协议已终止。"), "success")
         return redirect(url_for("agreements.detail", agreement_id=agreement.id))
     return render_template("agreements/terminate.html", agreement=agreement, form=form)
 
@@ -390,7 +416,7 @@ def renew(agreement_id):
     except AgreementError as exc:
         return _refused(exc, agreement)
     db.session.commit()
-    flash("已生成续签草稿，共建内容和联络员已带入，请核对后提交签署。", "success")
+    flash(_("已生成续签草稿，共建内容和联络员已带入，请核对后提交签署。"), "success")
     return redirect(url_for("agreements.edit", agreement_id=renewal.id))
 
 
@@ -404,7 +430,7 @@ def amend(agreement_id):
     except AgreementError as exc:
         return _refused(exc, agreement)
     db.session.commit()
-    flash("已创建修订稿。修订签署完成前，现行协议继续有效。", "success")
+    flash(_("已创建修订稿。修订签署完成前，现行协议继续有效。"), "success")
     return redirect(url_for("agreements.amendment", agreement_id=agreement.id))
 
 
@@ -428,7 +454,7 @@ def amendment(agreement_id):
             form.form_errors.append(str(exc))
         else:
             db.session.commit()
-            flash("修订稿已保存。", "success")
+            flash(_("修订稿已保存。"), "success")
             return redirect(url_for("agreements.detail", agreement_id=agreement.id))
     return render_template("agreements/form.html", form=form, agreement=agreement, template=None, templates=(),
                            liaison_groups=_liaison_groups(version.party_org_ids), parties_locked=True,
@@ -441,7 +467,7 @@ def amendment_submit(agreement_id):
     agreement = _load(agreement_id)
     require(perms.can_edit_amendment(current_user, agreement))
     return _carry_out(agreement, lambda: ops.submit_amendment(agreement, actor=current_user),
-                      "修订稿已提交签署。各方签署完成后修订生效。")
+                      _("修订稿已提交签署。各方签署完成后修订生效。"))
 
 
 @bp.route("/agreements/<int:agreement_id>/amendment/withdraw", methods=["POST"])
@@ -450,7 +476,7 @@ def amendment_withdraw(agreement_id):
     agreement = _load(agreement_id)
     require(perms.can_withdraw_amendment(current_user, agreement))
     return _carry_out(agreement, lambda: ops.withdraw_amendment(agreement, actor=current_user, reason=request.form.get("note")),
-                      "修订已撤回，现行协议不变。")
+                      _("修订已撤回，现行协议不变。"))
 
 
 # --- PDFs ----------------------------------------------------------------------------------------
@@ -551,17 +577,17 @@ def verify():
         code = normalise_verify_code(request.args["code"])
         if code:
             return redirect(url_for("agreements.verify_code", code=code))
-        code_error = "验证码格式不正确（形如 ABCD-EFGH-JKMN）。"
+        code_error = _("验证码格式不正确（形如 ABCD-EFGH-JKMN）。")
     if form.validate_on_submit():
         limit = current_app.config.get("AGREEMENT_VERIFY_MAX_BYTES", DEFAULT_VERIFY_MAX_BYTES)
         upload = request.files.get("file")
         data = upload.stream.read(limit + 1) if upload is not None and upload.filename else b""
         if not data:
-            outcome = {"ok": False, "message": "请选择要验证的 PDF 文件。"}
+            outcome = {"ok": False, "message": _("请选择要验证的 PDF 文件。")}
         elif len(data) > limit:
-            outcome = {"ok": False, "message": f"文件超过 {limit // (1024 * 1024)} MB，无法验证。"}
+            outcome = {"ok": False, "message": _("文件超过 %(mb)s MB，无法验证。", mb=limit // (1024 * 1024))}
         elif not data.startswith(b"%PDF-"):
-            outcome = {"ok": False, "message": "该文件不是 PDF 文件。"}
+            outcome = {"ok": False, "message": _("该文件不是 PDF 文件。")}
         else:
             outcome = _verify_bytes(data, verify_pdf)
         status = 200 if outcome["ok"] else 422
@@ -572,20 +598,20 @@ def verify():
 def _why_invalid(result) -> str:
     """The first reason, in plain words, why a file is not a valid agreement of this platform."""
     if result.error:
-        return result.error
+        return _(result.error)  # agreements.signing marks its errors with N_
     if not result.signatures:
-        return "文件中没有电子签名。"
+        return _("文件中没有电子签名。")
     if any(not (s.intact and s.valid) for s in result.signatures):
-        return "文件在签名之后被改动过（哪怕只改一个字节，签名也会失效）。"
+        return _("文件在签名之后被改动过（哪怕只改一个字节，签名也会失效）。")
     if any(not s.trusted for s in result.signatures):
-        return "文件中的签名证书不是本平台签发的。"
+        return _("文件中的签名证书不是本平台签发的。")
     if any(not s.modifications_ok for s in result.signatures):
-        return "文件在签名之后被做了不允许的修改。"
+        return _("文件在签名之后被做了不允许的修改。")
     if not result.signatures[-1].covers_whole_document:
-        return "最后一个签名之后，文件又被追加了内容。"
+        return _("最后一个签名之后，文件又被追加了内容。")
     if not result.sealed:
-        return "文件缺少平台签章，签署流程尚未完成。"
-    return "签名无效。"
+        return _("文件缺少平台签章，签署流程尚未完成。")
+    return _("签名无效。")
 
 
 def _verify_bytes(data: bytes, verify_pdf) -> dict:
@@ -597,15 +623,18 @@ def _verify_bytes(data: bytes, verify_pdf) -> dict:
         return {**base, "ok": False, "message": _why_invalid(result)}
     if version is None:
         # Cryptographically fine but not a file this platform archived as a final document.
-        return {**base, "ok": False, "message": "文件签名完整，但与本平台存档的任何协议文件都不一致。"}
+        return {**base, "ok": False, "message": _("文件签名完整，但与本平台存档的任何协议文件都不一致。")}
     if which == "certificate":
         return {**base, "ok": True, "summary": _public_summary(version),
-                "message": "这是本平台出具的签署完成证明，内容完整、未被篡改。"}
+                "message": _("这是本平台出具的签署完成证明，内容完整、未被篡改。")}
     if which != "final":
-        return {**base, "ok": False, "message": "这是签署过程中的中间文件，尚未完成全部签署。"}
-    note = "" if version.state is VersionState.signed else f"（该版本当前状态：{version.state.label}，请以最新版本为准）"
-    return {**base, "ok": True, "summary": _public_summary(version),
-            "message": f"验证通过：这是本平台签发、经各方完整签署的协议，文件未被篡改{note}。"}
+        return {**base, "ok": False, "message": _("这是签署过程中的中间文件，尚未完成全部签署。")}
+    if version.state is VersionState.signed:
+        message = _("验证通过：这是本平台签发、经各方完整签署的协议，文件未被篡改。")
+    else:
+        message = _("验证通过：这是本平台签发、经各方完整签署的协议，文件未被篡改（该版本当前状态：%(state)s，请以最新版本为准）。",
+                    state=version.state.ui_label)
+    return {**base, "ok": True, "summary": _public_summary(version), "message": message}
 
 
 @bp.route("/verify/platform-root.pem")
@@ -664,6 +693,12 @@ def _signer_key_rows(user):
 
 
 PROFILE_SECTIONS.append("agreements/_profile_keys.html")
+
+
+@bp.context_processor
+def _agreement_screen_helpers():
+    """Only the agreement pages: 甲方/乙方 labels and stored reasons in the interface language."""
+    return {"ui_party_label": ui_party_label, "ui_reason": ui_reason}
 
 
 @bp.app_context_processor

@@ -1,9 +1,11 @@
 """Database foundation: declarative base, UTC timestamps, naming convention, SQLite tuning."""
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import enum
 from datetime import datetime, timezone
+from typing import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -97,6 +99,16 @@ _sqlite_begin = contextvars.ContextVar("sqlite_begin", default="BEGIN IMMEDIATE"
 def set_sqlite_read_only(read_only: bool) -> None:
     """Mark the current context's transactions as read-only (plain BEGIN) or writing (BEGIN IMMEDIATE)."""
     _sqlite_begin.set("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+@contextlib.contextmanager
+def sqlite_read_only(read_only: bool = True) -> Iterator[None]:
+    """set_sqlite_read_only for the transactions begun inside the block, then back to what it was."""
+    token = _sqlite_begin.set("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        _sqlite_begin.reset(token)
 
 
 def configure_sqlite_engine(engine: Engine, busy_timeout_ms: int) -> None:

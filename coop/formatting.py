@@ -1,4 +1,9 @@
-"""Turning stored values into what Chinese readers expect: local time, 2026年11月22日, labels."""
+"""Turning stored values into what readers expect: local time, 2026年11月22日, labels.
+
+The plain functions (cn_date, cn_datetime, month_label, cn_numeral) always write Chinese: PDFs, spreadsheets,
+stored notices and audit summaries use them. Screens and e-mails use the ui_* functions (and the template
+filters of the same names as the plain functions, see coop.web), which write Chinese in the Chinese interface
+and ISO-like dates in English (2026-11-22, 2026-11-22 14:05, November 2026, Q4 2026)."""
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
@@ -76,3 +81,52 @@ def cn_numeral(n: int) -> str:
 def month_label(year: int, month: int) -> str:
     """2026年11月."""
     return f"{year}年{month}月"
+
+
+# --- in the interface language (screens, e-mails, flash messages) -------------------------------------
+
+_EN_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+              "November", "December")
+
+
+def ui_is_english() -> bool:
+    """True when the current interface language is English (never outside an app context)."""
+    from flask_babel import get_locale
+
+    locale = get_locale()
+    return locale is not None and locale.language == "en"
+
+
+def ui_date(value: date | datetime | None) -> str:
+    """A date for screens: 2026年11月22日 in Chinese, 2026-11-22 in English."""
+    return iso_date(value) if ui_is_english() else cn_date(value)
+
+
+def ui_datetime(value: datetime | None) -> str:
+    """A moment for screens (local time): 2026年11月22日 14:05 in Chinese, 2026-11-22 14:05 in English."""
+    return local_datetime(value) if ui_is_english() else cn_datetime(value)
+
+
+def ui_month(year: int, month: int) -> str:
+    """A month for screens: 2026年11月 in Chinese, November 2026 in English."""
+    return f"{_EN_MONTHS[month - 1]} {year}" if ui_is_english() else month_label(year, month)
+
+
+def ui_quarter(year: int, quarter: int) -> str:
+    """A quarter for screens: 2026年第四季度 in Chinese, Q4 2026 in English."""
+    return f"Q{quarter} {year}" if ui_is_english() else f"{year}年第{cn_numeral(quarter)}季度"
+
+
+def ui_numeral(n: int) -> str:
+    """Clause/quarter numbering for screens: 四 in Chinese, 4 in English."""
+    return str(n) if ui_is_english() else cn_numeral(n)
+
+
+def ui_year(year: int) -> str:
+    """A year for screens: 2026年 in Chinese, 2026 in English."""
+    return str(year) if ui_is_english() else f"{year}年"
+
+
+def ui_indent(depth: int) -> str:
+    """Indentation of a tree level in a select box: ideographic spaces in Chinese, no-break spaces in English."""
+    return ("\u00a0\u00a0" if ui_is_english() else "\u3000") * depth

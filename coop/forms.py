@@ -1,10 +1,12 @@
-"""Form pieces shared by every domain: trimmed strings, Chinese messages, choices from enums."""
+"""Form pieces shared by every domain: trimmed strings, messages in the interface language, choices from enums."""
 from __future__ import annotations
 
 import enum
 import re
 import unicodedata
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms import validators as _validators
 from wtforms.validators import ValidationError
@@ -45,7 +47,7 @@ _EMAIL_RE = re.compile(
 class Email:
     """Validator: an e-mail address of the shape browsers accept (no extra package needed)."""
 
-    def __init__(self, message: str = "邮箱格式不正确"):
+    def __init__(self, message=_l("邮箱格式不正确")):
         self.message = message
 
     def __call__(self, form, field):
@@ -73,7 +75,7 @@ class NumberRange(_validators.NumberRange):
         if isinstance(data, int) and not isinstance(data, bool) and (
             (self.min is not None and data < self.min) or (self.max is not None and data > self.max)
         ):
-            raise ValidationError(self.message or "数值超出允许的范围。")
+            raise ValidationError(self.message or _("数值超出允许的范围。"))
         super().__call__(form, field)
 
 
@@ -94,8 +96,9 @@ class CleanTextAreaField(TextAreaField):
 
 
 def enum_choices(enum_cls: type[enum.Enum], labels: dict) -> list[tuple[str, str]]:
-    """(value, Chinese label) pairs for a select box."""
-    return [(m.value, labels[m]) for m in enum_cls]
+    """(value, label) pairs for a select box; labels are shown in the interface language, so a plain
+    Chinese label must be marked where it is written (N_ or _l) to have its English translation."""
+    return [(m.value, _l(labels[m]) if isinstance(labels[m], str) else labels[m]) for m in enum_cls]
 
 
 class EnumSelectField(SelectField):
@@ -116,5 +119,5 @@ class EnumSelectField(SelectField):
             return None
 
     def pre_validate(self, form):
-        if self.data not in {v for v, _ in self.choices}:
-            raise ValidationError("请选择一个有效的选项。")
+        if self.data not in {v for v, _label in self.choices}:
+            raise ValidationError(_("请选择一个有效的选项。"))

@@ -12,6 +12,7 @@ so that a machine that was off catches up (once).
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,6 +37,26 @@ def _in_app(app: Flask, name: str, func) -> None:
             log.exception("job %s failed", name)
         finally:
             db.session.remove()
+
+
+def start_in_thread(app: Flask, name: str, func, *args) -> threading.Thread:
+    """Run `func(*args)` in a daemon thread of this process, in an app context (and session) of its own.
+
+    For work started from a screen that outlives the request (a month's reports, a ledger import). The
+    thread dies with its process, so such work saves its progress in the database as it goes: a page can
+    then tell a run whose process is gone (its counters stopped moving) from a slow one.
+    """
+
+    def target():
+        with app.app_context():
+            try:
+                func(*args)
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def sweep_reminders(app: Flask) -> None:

@@ -34,7 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
+from flask_babel import gettext as _
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
+
+from coop.formatting import ui_is_english
 
 # Explicit pixel ceiling: 40 megapixels is far above any phone camera's output (≈12–50 MP photos are
 # downscaled anyway) but stops a small file from asking for gigabytes of RAM when decoded.
@@ -48,11 +51,10 @@ JPEG_QUALITY = 88
 WEBP_QUALITY = 85
 THUMBNAIL_QUALITY = 80
 
-ACCEPTED_TYPES_MESSAGE = "只接受 JPEG、PNG、WebP 图片和 PDF 文件"
-
 
 class UploadRejected(Exception):
-    """An upload that must not be stored; `message` is shown to the user as is, `reason` is a stable code."""
+    """An upload that must not be stored; `message` is shown to the user as is (written in the interface
+    language of the request, Chinese outside one), `reason` is a stable code."""
 
     def __init__(self, message: str, reason: str = "rejected"):
         super().__init__(message)
@@ -143,15 +145,17 @@ def _sniff(data: bytes) -> str:
 
 
 def _reject_for_kind(kind: str) -> UploadRejected:
-    messages = {
-        "executable": ("文件内容是可执行程序或脚本，不能上传。" + ACCEPTED_TYPES_MESSAGE, "executable"),
-        "archive": ("文件内容是压缩包或 Office 文档，不能上传。" + ACCEPTED_TYPES_MESSAGE, "archive"),
-        "markup": ("文件内容是网页、SVG 或 XML，不能上传。" + ACCEPTED_TYPES_MESSAGE, "markup"),
-        "other_image": ("暂不支持这种图片格式（如 GIF、BMP、TIFF、HEIC），请转换为 JPEG 或 PNG 后上传", "type"),
-        "pdf_with_prefix": ("PDF 文件头之前有多余的数据，文件可能被篡改，不能上传", "pdf_polyglot"),
-    }
-    message, reason = messages.get(kind, ("文件类型不支持：" + ACCEPTED_TYPES_MESSAGE, "type"))
-    return UploadRejected(message, reason)
+    if kind == "executable":
+        return UploadRejected(_("文件内容是可执行程序或脚本，不能上传。只接受 JPEG、PNG、WebP 图片和 PDF 文件"), "executable")
+    if kind == "archive":
+        return UploadRejected(_("文件内容是压缩包或 Office 文档，不能上传。只接受 JPEG、PNG、WebP 图片和 PDF 文件"), "archive")
+    if kind == "markup":
+        return UploadRejected(_("文件内容是网页、SVG 或 XML，不能上传。只接受 JPEG、PNG、WebP 图片和 PDF 文件"), "markup")
+    if kind == "other_image":
+        return UploadRejected(_("暂不支持这种图片格式（如 GIF、BMP、TIFF、HEIC），请转换为 JPEG 或 PNG 后上传"), "type")
+    if kind == "pdf_with_prefix":
+        return UploadRejected(_("PDF 文件头之前有多余的数据，文件可能被篡改，不能上传"), "pdf_polyglot")
+    return UploadRejected(_("文件类型不支持：只接受 JPEG、PNG、WebP 图片和 PDF 文件"), "type")
 
 
 # --- public entry points ---------------------------------------------------------------------------------
@@ -160,10 +164,11 @@ def _reject_for_kind(kind: str) -> UploadRejected:
 def inspect_upload(data: bytes, filename: str, *, max_bytes: int) -> CheckedUpload:
     """Check an uploaded file by its content and return the cleaned version, or raise UploadRejected."""
     if not data:
-        raise UploadRejected("文件是空的，请重新选择文件", "empty")
+        raise UploadRejected(_("文件是空的，请重新选择文件"), "empty")
     if len(data) > max_bytes:
         raise UploadRejected(
-            f"文件太大：{_human_size(len(data))}，单个文件不能超过 {_human_size(max_bytes)}", "too_large"
+            _("文件太大：%(size)s，单个文件不能超过 %(max)s", size=_human_size(len(data)), max=_human_size(max_bytes)),
+            "too_large",
         )
     kind = _sniff(data)
     if kind in _IMAGE_FORMATS:
@@ -187,6 +192,15 @@ def store_upload(root: Path, checked: CheckedUpload) -> StoredFile:
             delete_stored(root, relative)
             raise
     return StoredFile(relative, thumb_relative)
+
+
+def store_file(root: Path, data: bytes, extension: str) -> str:
+    """Write bytes that their reader checks itself (a ledger .xlsx to import) under `root`, with a random
+    server-chosen name like store_upload's; returns the path relative to `root`."""
+    name = uuid.uuid4().hex
+    relative = str(PurePosixPath(name[:2], name[2:4], f"{name}.{extension}"))
+    _write_atomically(resolve_stored(root, relative), data)
+    return relative
 
 
 def delete_stored(root: Path, *relative_paths: str | None) -> None:
@@ -247,7 +261,7 @@ def _strict_decoding():
 
 def _inspect_image(data: bytes, filename: str, kind: str) -> CheckedUpload:
     pillow_format, mime, extension = _IMAGE_FORMATS[kind]
-    corrupt = UploadRejected("图片文件已损坏或不完整，无法读取，请重新导出后上传", "corrupt")
+    corrupt = UploadRejected(_("图片文件已损坏或不完整，无法读取，请重新导出后上传"), "corrupt")
     # Decide the bomb question ourselves instead of depending on the process's warning filters: Pillow's own
     # check warns (or, under -W error, raises) for large images, and must end up as one clean rejection.
     # catch_warnings swaps process-wide state; the app runs in worker processes, so that is acceptable.
@@ -298,16 +312,18 @@ def _inspect_image(data: bytes, filename: str, kind: str) -> CheckedUpload:
 def _check_pixels(size: tuple[int, int]) -> None:
     width, height = size
     if width <= 0 or height <= 0:
-        raise UploadRejected("图片文件已损坏或不完整，无法读取，请重新导出后上传", "corrupt")
+        raise UploadRejected(_("图片文件已损坏或不完整，无法读取，请重新导出后上传"), "corrupt")
     if width * height > MAX_IMAGE_PIXELS:
         raise UploadRejected(_too_many_pixels_message((width, height)), "too_many_pixels")
 
 
 def _too_many_pixels_message(size: tuple[int, int] | None) -> str:
-    limit = f"最多 {MAX_IMAGE_PIXELS // 10_000} 万像素"
+    # Chinese counts in 万 (ten thousand) pixels, English in megapixels: one number cannot serve both.
+    limit = (f"at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels" if ui_is_english()
+             else f"最多 {MAX_IMAGE_PIXELS // 10_000} 万像素")
     if size:
-        return f"图片尺寸过大（{size[0]}×{size[1]} 像素），{limit}，请缩小后上传"
-    return f"图片尺寸过大，{limit}，请缩小后上传"
+        return _("图片尺寸过大（%(width)s×%(height)s 像素），%(limit)s，请缩小后上传", width=size[0], height=size[1], limit=limit)
+    return _("图片尺寸过大，%(limit)s，请缩小后上传", limit=limit)
 
 
 def _clean_image(im: Image.Image, pillow_format: str) -> Image.Image:
@@ -422,22 +438,23 @@ def _inspect_pdf(data: bytes, filename: str) -> CheckedUpload:
 
 
 def _pdf_active(what: str) -> UploadRejected:
-    return UploadRejected(f"PDF 文件包含{what}，出于安全原因不能上传；请打印后重新扫描，或另存为普通 PDF 再上传", "pdf_active")
+    return UploadRejected(_("PDF 文件包含%(what)s，出于安全原因不能上传；请打印后重新扫描，或另存为普通 PDF 再上传", what=what),
+                          "pdf_active")
 
 
 def _check_pdf_bytes(data: bytes) -> None:
     """Byte-level checks that catch polyglots and active content even where the parser would not look."""
     if not re.match(rb"%PDF-[12]\.\d", data):
-        raise UploadRejected("PDF 文件头无效，文件已损坏或不是 PDF", "pdf_broken")
+        raise UploadRejected(_("PDF 文件头无效，文件已损坏或不是 PDF"), "pdf_broken")
     eof = data.rfind(b"%%EOF")
     if eof < 0:
-        raise UploadRejected("PDF 文件不完整（缺少结尾），请重新导出后上传", "pdf_broken")
+        raise UploadRejected(_("PDF 文件不完整（缺少结尾），请重新导出后上传"), "pdf_broken")
     if data[eof + 5 :].strip(b"\x00\t\n\x0c\r "):
-        raise UploadRejected("PDF 文件结尾之后附加了其他数据，文件可能被篡改，不能上传", "pdf_polyglot")
+        raise UploadRejected(_("PDF 文件结尾之后附加了其他数据，文件可能被篡改，不能上传"), "pdf_polyglot")
     if _ZIP_MARKERS.search(data):
-        raise UploadRejected("PDF 文件中夹带了压缩包数据，不能上传", "pdf_polyglot")
+        raise UploadRejected(_("PDF 文件中夹带了压缩包数据，不能上传"), "pdf_polyglot")
     if _MARKUP_MARKERS.search(data):
-        raise UploadRejected("PDF 文件中夹带了网页或脚本代码，不能上传", "pdf_polyglot")
+        raise UploadRejected(_("PDF 文件中夹带了网页或脚本代码，不能上传"), "pdf_polyglot")
     # Names are only looked for outside stream bodies: compressed bytes would give false alarms, and the
     # structural walk below sees inside object streams anyway.
     outside_streams = _STREAM_BODY.sub(b" ", data)
@@ -453,14 +470,14 @@ def _decode_pdf_name(raw: bytes) -> str:
 
 def _describe_active_name(name: str) -> str:
     if name in ("JavaScript", "JS"):
-        return "脚本（JavaScript）"
+        return _("脚本（JavaScript）")
     if name == "Launch":
-        return "启动外部程序的动作"
+        return _("启动外部程序的动作")
     if name in ("EmbeddedFile", "EmbeddedFiles", "EF", "FileAttachment", "GoToE"):
-        return "嵌入的附件文件"
+        return _("嵌入的附件文件")
     if name == "RichMedia":
-        return "多媒体内容"
-    return "交互表单（XFA）"
+        return _("多媒体内容")
+    return _("交互表单（XFA）")
 
 
 def _check_pdf_structure(data: bytes) -> int:
@@ -469,13 +486,13 @@ def _check_pdf_structure(data: bytes) -> int:
     from pyhanko.pdf_utils.crypt.api import AuthStatus
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    broken = UploadRejected("PDF 文件已损坏，无法打开，请重新导出后上传", "pdf_broken")
+    broken = UploadRejected(_("PDF 文件已损坏，无法打开，请重新导出后上传"), "pdf_broken")
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         if reader.encrypted:
             # Owner-password-only files (print restrictions from scanners) open with an empty password.
             if reader.decrypt(b"").status == AuthStatus.FAILED:
-                raise UploadRejected("PDF 文件设置了打开密码，请去除密码后再上传", "pdf_encrypted")
+                raise UploadRejected(_("PDF 文件设置了打开密码，请去除密码后再上传"), "pdf_encrypted")
         pages = int(reader.root["/Pages"]["/Count"])
         if pages < 1:
             raise broken
@@ -527,7 +544,7 @@ def _human_size(size: int) -> str:
         return f"{size / (1024 * 1024):.1f} MB"
     if size >= 1024:
         return f"{size / 1024:.0f} KB"
-    return f"{size} 字节"
+    return _("%(n)s 字节", n=size)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -5,16 +5,18 @@ import hashlib
 import os
 from datetime import timedelta
 
-from flask import current_app, jsonify, render_template, request, session, url_for
+from flask import current_app, has_request_context, jsonify, render_template, request, session, url_for
+from flask_babel import get_locale, gettext
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BuildError
 
 from coop import formatting
-from coop.categories import CATEGORIES, CATEGORY_BY_CODE
+from coop.categories import CATEGORIES, CATEGORY_BY_CODE, category_label
 from coop.db import configure_sqlite_engine, set_sqlite_read_only
 from coop.extensions import db, login_manager
+from coop.i18n import N_
 
 READ_ONLY_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -24,23 +26,28 @@ CSP = (
     "base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
 )
 
+# (Chinese, English for the JSON API). HTML error pages show the Chinese text in the interface language.
 ERROR_TEXT = {
-    400: ("请求无效", "Bad request"),
-    401: ("请先登录", "Sign-in required"),
-    403: ("没有权限", "Forbidden"),
-    404: ("页面不存在", "Not found"),
-    405: ("不支持的请求方式", "Method not allowed"),
-    409: ("当前状态不允许此操作", "Conflict"),
-    413: ("上传的内容过大", "Payload too large"),
-    422: ("提交的内容有误", "Unprocessable entity"),
-    429: ("请求过于频繁", "Too many requests"),
-    500: ("服务器出错了，我们已记录此问题", "Internal server error"),
+    400: (N_("请求无效"), "Bad request"),
+    401: (N_("请先登录"), "Sign-in required"),
+    403: (N_("没有权限"), "Forbidden"),
+    404: (N_("页面不存在"), "Not found"),
+    405: (N_("不支持的请求方式"), "Method not allowed"),
+    409: (N_("当前状态不允许此操作"), "Conflict"),
+    413: (N_("上传的内容过大"), "Payload too large"),
+    422: (N_("提交的内容有误"), "Unprocessable entity"),
+    429: (N_("请求过于频繁"), "Too many requests"),
+    500: (N_("服务器出错了，我们已记录此问题"), "Internal server error"),
 }
 
 
 def select_locale() -> str:
     """The interface language: the user's choice, else the session's, else Chinese."""
     locales = current_app.config["LOCALES"]
+    if not has_request_context():  # CLI, scheduler, background threads: the platform's language
+        return current_app.config["DEFAULT_LOCALE"]
+    if is_api_request():  # JSON messages are Chinese in "message", English in "message_en"
+        return current_app.config["DEFAULT_LOCALE"]
     if current_user and current_user.is_authenticated and current_user.locale in locales:
         return current_user.locale
     lang = session.get("lang")
@@ -66,7 +73,7 @@ def is_api_request() -> bool:
 
 def error_response(status: int, message_zh: str | None = None, message_en: str | None = None, **extra):
     """An error page, or a JSON error for the API, with a Chinese and an English message."""
-    zh, en = ERROR_TEXT.get(status, ("出错了", "Error"))
+    zh, en = ERROR_TEXT.get(status, (N_("出错了"), "Error"))
     message_zh, message_en = message_zh or zh, message_en or en
     if is_api_request():
         code = extra.pop("code", None) or {
@@ -76,7 +83,10 @@ def error_response(status: int, message_zh: str | None = None, message_en: str |
         }.get(status, "error")
         body = {"code": code, "message": message_zh, "message_en": message_en, "fields": extra.pop("fields", {}), **extra}
         return jsonify(body), status
-    return render_template("errors.html", status=status, message=message_zh), status
+    message = gettext(message_zh)
+    if message == message_zh and message_en and formatting.ui_is_english():  # a message without a translation
+        message = message_en
+    return render_template("errors.html", status=status, message=message), status
 
 
 _asset_versions: dict[str, str] = {}
@@ -106,7 +116,8 @@ def init_app(app) -> None:
     # Static URLs carry a content hash (see asset()), so browsers may keep them for a year.
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = app.config.get("SEND_FILE_MAX_AGE_DEFAULT") or 365 * 24 * 3600
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "请先登录。"
+    login_manager.login_message = N_("请先登录。")
+    login_manager.localize_callback = gettext
     login_manager.login_message_category = "info"
     login_manager.session_protection = None  # our server-side sessions do the real work
 
@@ -136,7 +147,7 @@ def init_app(app) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf(e):
-        return error_response(400, "表单已过期或来源无效，请刷新页面后重试。", "The form expired or came from elsewhere; reload and retry.", code="csrf")
+        return error_response(400, N_("表单已过期或来源无效，请刷新页面后重试。"), "The form expired or came from elsewhere; reload and retry.", code="csrf")
 
     @app.errorhandler(HTTPException)
     def _http(e):
@@ -150,17 +161,25 @@ def init_app(app) -> None:
         db.session.rollback()
         return error_response(500)
 
+    # Screens and e-mails: dates in the interface language (PDFs have their own Chinese filters, coop.pdf).
     app.jinja_env.filters.update(
-        cn_date=formatting.cn_date,
-        cn_datetime=formatting.cn_datetime,
+        cn_date=formatting.ui_date,
+        cn_datetime=formatting.ui_datetime,
+        ui_date=formatting.ui_date,
+        ui_datetime=formatting.ui_datetime,
         iso_date=formatting.iso_date,
         local_datetime=formatting.local_datetime,
-        cn_numeral=formatting.cn_numeral,
+        cn_numeral=formatting.ui_numeral,
     )
     app.jinja_env.globals.update(
         asset=asset,
         CATEGORIES=CATEGORIES,
         CATEGORY_BY_CODE=CATEGORY_BY_CODE,
+        category_label=category_label,
+        get_locale=get_locale,  # <html lang> of pages and e-mails
+        ui_month=formatting.ui_month,
+        ui_quarter=formatting.ui_quarter,
+        ui_year=formatting.ui_year,
     )
     app.jinja_env.add_extension("jinja2.ext.do")
 
@@ -183,7 +202,8 @@ NAV: list[tuple[str, str, object]] = []
 
 
 def add_nav(endpoint: str, label: str, visible, order: int = 50) -> None:
-    """Register a top navigation item shown when visible(current_user) is true."""
+    """Register a top navigation item shown when visible(current_user) is true. Mark `label` with N_():
+    it is shown in the interface language."""
     NAV.append((order, endpoint, label, visible))
     NAV.sort(key=lambda item: item[0])
 
@@ -196,7 +216,7 @@ def nav_items() -> list[dict]:
     for _order, endpoint, label, visible in NAV:
         if visible(current_user):
             try:
-                items.append({"endpoint": endpoint, "url": url_for(endpoint), "label": label})
+                items.append({"endpoint": endpoint, "url": url_for(endpoint), "label": gettext(str(label))})
             except BuildError:  # an endpoint of a domain not registered
                 continue
     return items

@@ -133,6 +133,20 @@ def throwaway_database(tmp_dir: pathlib.Path):
         admin.dispose()
 
 
+def poll_until_finished(client, url: str, timeout: float = 30) -> dict:
+    """GET a background run's progress JSON (a month's reports, a ledger import) until it says it has
+    finished; returns that last state."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = client.get(url).json
+        if state["finished"]:
+            return state
+        time.sleep(0.05)
+    raise AssertionError(f"{url} did not finish within {timeout} s")
+
+
 @pytest.fixture
 def empty_database_url(tmp_path):
     """See throwaway_database."""

@@ -273,6 +273,9 @@ TABLE: list[Case] = [
     C("activities.import_file", "GET", "/activities/agreement/{ag}/import", {LA, LB}),
     C("activities.import_file", "POST", "/activities/agreement/{ag}/import", {LA, LB}, mutates=True,
       data=_ledger_upload, probe={}),
+    # An import's page and progress: whoever made it, and whoever may see the agreement's ledger.
+    C("activities.import_run", "GET", "/activities/imports/{import_run}", AG_VIEW),
+    C("activities.import_run_progress", "GET", "/activities/imports/{import_run}/progress", AG_VIEW),
 
     # --- reminders -------------------------------------------------------------------------------------------
     C("reminders.index", "GET", "/notifications", SIGNED_IN),
@@ -427,6 +430,7 @@ def _frozen_version(agreement, state: str, *, certificate: bool = False):
 def world(app, make_org, make_user, make_agreement, make_activity, api_notification, fast_render, monkeypatch):
     from agreements import operations as agreement_ops
     from agreements.models import AgreementStatus
+    from coop.activities.models import ImportRun, ImportStatus
     from coop.api.models import ApiToken
     from coop.formatting import local_today
     from coop.reminders.delivery import unsubscribe_token
@@ -488,6 +492,10 @@ def world(app, make_org, make_user, make_agreement, make_activity, api_notificat
     run = ReportRun(year=y, month=m, status=RunStatus.done, total=1, done=1, created=1, message="完成",
                     created_by_id=users[ADMIN].id, finished_at=report.created_at)
     db.session.add(run)
+    import_run = ImportRun(agreement_id=ag.id, created_by_id=users[LA].id, file_name="台账.xlsx",
+                           file_path="ab/cd/abcd0000.xlsx", status=ImportStatus.done, total=1, checked=1, written=1,
+                           started_at=report.created_at, finished_at=report.created_at)
+    db.session.add(import_run)
     feed = create_calendar_feed(users[LA])
     db.session.commit()
 
@@ -497,7 +505,7 @@ def world(app, make_org, make_user, make_agreement, make_activity, api_notificat
     ids = {
         "a": a.id, "b": b.id, "c1": c1.id, "ag": ag.id, "draft": draft.id, "signing": signing.id, "amend": amend.id,
         "act": act.id, "att": att.id, "notif": notices[LA].id, "report": report.id, "report_b": report_b.id,
-        "report_c1": report_c1.id, "run": run.id,
+        "report_c1": report_c1.id, "run": run.id, "import_run": import_run.id,
         "la_id": users[LA].id, "la_username": users[LA].username, "lu_username": users[LU].username,
         "la_token_id": la_token_id, "feed": feed, "unsub": unsubscribe_token(users[LA].id, "*"),
         "code": v1.verify_code, "month": f"{y}-{m:02d}", "this_month": f"{today.year}-{today.month:02d}",

@@ -7,29 +7,18 @@ from datetime import date
 
 import pytest
 import sqlalchemy as sa
-from openpyxl import Workbook, load_workbook
+from openpyxl import load_workbook
 
 from coop.activities import operations as ops
 from coop.activities.ledger_io import LEDGER_HEADERS, LedgerImportRejected, import_ledger
 from coop.activities.models import Activity, ActivityStatus, ConfirmationState
 from coop.extensions import db
+from tests.fixtures.activities import upload_ledger, xlsx_of
 
 
 def sheet(content: bytes) -> list[list]:
     wb = load_workbook(io.BytesIO(content))
     return [[c.value for c in row] for row in wb.worksheets[0].iter_rows()]
-
-
-def xlsx_of(rows: list[list], headers=LEDGER_HEADERS) -> io.BytesIO:
-    wb = Workbook()
-    ws = wb.active
-    ws.append(list(headers))
-    for row in rows:
-        ws.append(row)
-    out = io.BytesIO()
-    wb.save(out)
-    out.seek(0)
-    return out
 
 
 @pytest.fixture
@@ -119,10 +108,8 @@ def test_round_trip_export_then_import_into_another_agreement(client, login, led
     renewed = make_agreement(parties=[ledger.a, ledger.b], title="续签协议")
     login(client, ledger.la)
     exported = client.get(f"/activities/export.xlsx?agreement_id={ledger.agreement.id}").data
-    resp = client.post(f"/activities/agreement/{renewed.id}/import",
-                       data={"file": (io.BytesIO(exported), "台账.xlsx")}, content_type="multipart/form-data",
-                       follow_redirects=True)
-    html = resp.get_data(as_text=True)
+    _run_id, state, html = upload_ledger(client, renewed.id, exported)
+    assert state["status"] == "done"
     assert "已导入 3 条活动" in html and "跳过 1 条已撤回" in html
     again = sheet(client.get(f"/activities/export.xlsx?agreement_id={renewed.id}").data)
     original = [r for r in sheet(exported)[1:] if not str(r[10]).startswith("已撤回")]
@@ -169,21 +156,17 @@ def test_bad_file_through_the_page_lists_lines(client, login, pairing):
     login(client, pairing.la)
     rows = [[None, "2026-03-01", "党员联学", "好", None, None, 1, 1, None, None, None, None, None, None],
             [None, "不是日期", "党员联学", "坏", None, None, 1, 1, None, None, None, None, None, None]]
-    html = client.post(f"/activities/agreement/{pairing.agreement.id}/import",
-                       data={"file": (xlsx_of(rows), "a.xlsx")}, content_type="multipart/form-data").get_data(as_text=True)
+    _run_id, state, html = upload_ledger(client, pairing.agreement.id, xlsx_of(rows), "a.xlsx")
+    assert state["status"] == "rejected"
     assert "未导入任何活动" in html and "第 3 行" in html and "不是日期" in html
     assert db.session.scalar(sa.select(sa.func.count(Activity.id))) == 0
 
 
 def test_wrong_headers_and_not_a_workbook(client, login, pairing):
     login(client, pairing.la)
-    html = client.post(f"/activities/agreement/{pairing.agreement.id}/import",
-                       data={"file": (xlsx_of([], headers=["日期", "标题"]), "a.xlsx")},
-                       content_type="multipart/form-data").get_data(as_text=True)
+    _run_id, _state, html = upload_ledger(client, pairing.agreement.id, xlsx_of([], headers=["日期", "标题"]), "a.xlsx")
     assert "第 1 行" in html and "缺少列" in html
-    html = client.post(f"/activities/agreement/{pairing.agreement.id}/import",
-                       data={"file": (io.BytesIO(b"not a zip"), "a.xlsx")},
-                       content_type="multipart/form-data").get_data(as_text=True)
+    _run_id, _state, html = upload_ledger(client, pairing.agreement.id, b"not a zip", "a.xlsx")
     assert "无法读取文件" in html
 
 

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from coop.activities.models import ImportRun, ImportStatus
 from coop.extensions import db
 from coop.uploads import inspect_upload
 from tests.fixtures.activities import image_bytes
@@ -28,6 +29,10 @@ GET_TABLE = {
     "activities.export": ("/activities/export.xlsx?agreement_id={agreement}", {"anonymous": 302, "outsider": 404}, 200),
     "activities.import_file": ("/activities/agreement/{agreement}/import",
                                {"anonymous": 302, "outsider": 404, "organizer": 200, "partner": 200}, 403),
+    # An import's page: its importer and whoever may see the agreement's ledger.
+    "activities.import_run": ("/activities/imports/{import_run}", {"anonymous": 302, "outsider": 404}, 200),
+    "activities.import_run_progress": ("/activities/imports/{import_run}/progress",
+                                       {"anonymous": 302, "outsider": 404}, 200),
     "activities.calendar_view": ("/activities/calendar", {"anonymous": 302}, 200),
     "activities.pending": ("/activities/pending", {"anonymous": 302}, 200),
 }
@@ -54,9 +59,12 @@ def world(make_org, make_user, make_agreement, make_activity, frozen_today):
     photo = inspect_upload(image_bytes("JPEG"), "p.jpg", max_bytes=10 ** 7)
     held = make_activity(people["organizer"], agreement, attachments=[photo])
     planned = make_activity(people["organizer"], agreement, status="planned", held_on=date(2026, 7, 1))
+    import_run = ImportRun(agreement_id=agreement.id, created_by_id=people["organizer"].id, file_name="台账.xlsx",
+                           file_path="00/00/0000.xlsx", status=ImportStatus.done)
+    db.session.add(import_run)
     db.session.commit()
     ids = {"held": held.id, "planned": planned.id, "photo": held.attachments[0].id, "agreement": agreement.id,
-           "org_a": a.id}
+           "org_a": a.id, "import_run": import_run.id}
     return SimpleNamespace(people=people, ids=ids)
 
 

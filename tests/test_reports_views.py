@@ -1,7 +1,6 @@
 """Report screens: who sees what, downloads by id, "generate now", versions, month batches with progress."""
 import hashlib
 import re
-import time
 from datetime import timedelta
 
 import pytest
@@ -11,6 +10,7 @@ from coop.db import now_utc
 from coop.extensions import db
 from coop.reports import operations as ops
 from coop.reports.models import MonthlyReport, ReportKind, ReportRun, RunStatus
+from tests.conftest import poll_until_finished
 
 
 @pytest.fixture
@@ -206,14 +206,8 @@ class TestWithCsrf:
         assert client.post("/reports/generate", data={**form, "csrf_token": token}).status_code == 302
 
 
-def _wait_for(client, run_id, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = client.get(f"/reports/runs/{run_id}/progress").json
-        if state["finished"]:
-            return state
-        time.sleep(0.1)
-    raise AssertionError("batch did not finish")
+def _wait_for(client, run_id):
+    return poll_until_finished(client, f"/reports/runs/{run_id}/progress")
 
 
 def test_month_batch_runs_in_background_with_progress(client, login, people, report_month, fast_render):

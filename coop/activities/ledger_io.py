@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import IO, Any, Iterable
+from typing import IO, Any, Callable, Iterable
 
 from agreements.models import Agreement
 from coop.activities.models import Activity, ActivityStatus
@@ -59,6 +59,19 @@ class ImportResult:
 
     created: list[Activity] = field(default_factory=list)
     skipped: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass
+class LedgerPlan:
+    """A file that passed every check: the rows to log (line, log_activity keywords) and the rows skipped."""
+
+    total: int  # data rows in the file
+    rows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
+
+
+# progress(stage, done, of): stage "checking" (rows of the file) or "writing" (rows to log)
+Progress = Callable[[str, int, int], None]
 
 
 # --- export ----------------------------------------------------------------------------------------------------
@@ -243,10 +256,12 @@ def _row_to_values(row: dict[str, Any], agreement: Agreement, orgs: dict[str, in
     }, None
 
 
-def import_ledger(actor: User, agreement: Agreement, stream: IO[bytes]) -> ImportResult:
-    """Import every row of a 工作台账 .xlsx into `agreement` as the actor's activities — all rows or none.
+def check_ledger(actor: User, agreement: Agreement, stream: IO[bytes], *,
+                 progress: Progress | None = None) -> LedgerPlan:
+    """Pass 1 of an import: read the file and check every row with the 记录活动 rules; writes nothing.
 
-    Raises LedgerImportRejected listing each bad row by line number; writes nothing in that case.
+    Raises LedgerImportRejected listing each bad row by line number. Calls `progress("checking", n, total)`
+    once the file is read and after each row.
     """
     if not can_import_into(actor, agreement):
         raise LedgerImportRejected([(0, "只有生效中协议的联络员可以导入台账。")])
@@ -261,39 +276,64 @@ def import_ledger(actor: User, agreement: Agreement, stream: IO[bytes]) -> Impor
 
     orgs = _org_lookup(agreement)
     errors: list[tuple[int, str]] = []
-    planned: list[tuple[int, dict[str, Any]]] = []
-    result = ImportResult()
-    # Pass 1: check every row with the operation's own rules; nothing is written.
-    for line, row in rows:
+    plan = LedgerPlan(total=len(rows))
+    if progress:
+        progress("checking", 0, plan.total)
+    for checked, (line, row) in enumerate(rows, start=1):
         try:
             values, skip = _row_to_values(row, agreement, orgs)
-        except ValueError as exc:
+            if values is None:
+                plan.skipped.append((line, skip))
+            else:
+                validate_activity(actor, agreements=[agreement], **values)
+                plan.rows.append((line, values))
+        except (ValueError, ActivityRefused) as exc:
             errors.append((line, str(exc)))
-            continue
-        if values is None:
-            result.skipped.append((line, skip))
-            continue
-        try:
-            validate_activity(actor, agreements=[agreement], **values)
-        except ActivityRefused as exc:
-            errors.append((line, str(exc)))
-            continue
-        planned.append((line, values))
+        if progress:
+            progress("checking", checked, plan.total)
     if errors:
         raise LedgerImportRejected(errors)
-    if not planned:
+    if not plan.rows:
         raise LedgerImportRejected([(0, "文件中没有可导入的活动（已撤回的活动不导入）。")])
-    # Pass 2: every row is good — log them.
-    for _line, values in planned:
-        result.created.append(log_activity(actor, agreements=[agreement], **values))
+    return plan
+
+
+def write_ledger(actor: User, agreement: Agreement, plan: LedgerPlan, *, progress: Progress | None = None,
+                 detail: dict[str, Any] | None = None) -> ImportResult:
+    """Pass 2 of an import: log every checked row as the actor's activity (flushes, never commits).
+
+    Each row is checked again as it is logged (the agreement may have changed since pass 1): a refusal
+    raises LedgerImportRejected and the caller rolls back, so still nothing is written. Calls
+    `progress("writing", n, rows)` before the first row and after each. `detail` is added to the audit entry.
+    """
+    result = ImportResult(skipped=list(plan.skipped))
+    if progress:
+        progress("writing", 0, len(plan.rows))
+    for written, (line, values) in enumerate(plan.rows, start=1):
+        try:
+            result.created.append(log_activity(actor, agreements=[agreement], **values))
+        except ActivityRefused as exc:
+            raise LedgerImportRejected([(line, str(exc))]) from None
+        if progress:
+            progress("writing", written, len(plan.rows))
     record(
         "activity.imported",
         f"从台账文件导入 {len(result.created)} 条活动到协议“{agreement.title}”",
         actor=actor, organization_id=actor.organization_id, target=agreement,
         detail={"agreement_id": agreement.id, "activity_ids": [a.id for a in result.created],
-                "skipped_lines": [line for line, _ in result.skipped]},
+                "skipped_lines": [line for line, _ in result.skipped], **(detail or {})},
     )
     return result
+
+
+def import_ledger(actor: User, agreement: Agreement, stream: IO[bytes], *,
+                  progress: Progress | None = None) -> ImportResult:
+    """Import every row of a 工作台账 .xlsx into `agreement` as the actor's activities — all rows or none.
+
+    Raises LedgerImportRejected listing each bad row by line number; writes nothing in that case.
+    (coop.activities.jobs runs the two passes in separate transactions, with progress, for the screens.)
+    """
+    return write_ledger(actor, agreement, check_ledger(actor, agreement, stream, progress=progress), progress=progress)
 
 
 def export_filename(label: str, extension: str, today: date | None = None) -> str:

@@ -6,11 +6,13 @@ from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any, Optional
 
 import sqlalchemy as sa
+from flask_babel import gettext
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from coop.categories import CATEGORY_CODES
 from coop.db import TimestampMixin, UTCDateTime, enum_column, now_utc
 from coop.extensions import db
+from coop.i18n import N_
 
 if TYPE_CHECKING:
     from agreements.models import Agreement
@@ -25,7 +27,13 @@ class ActivityStatus(enum.Enum):
 
     @property
     def label(self) -> str:
-        return {"planned": "计划中", "held": "已开展", "withdrawn": "已撤回"}[self.value]
+        """The Chinese label: spreadsheets, PDFs, the API and stored revisions use it as it is."""
+        return {"planned": N_("计划中"), "held": N_("已开展"), "withdrawn": N_("已撤回")}[self.value]
+
+    @property
+    def ui_label(self) -> str:
+        """The label in the interface language (screens); Chinese outside a request."""
+        return gettext(self.label)
 
 
 class ConfirmationState(enum.Enum):
@@ -35,7 +43,13 @@ class ConfirmationState(enum.Enum):
 
     @property
     def label(self) -> str:
-        return {"pending": "待确认", "confirmed": "已确认", "disputed": "有异议"}[self.value]
+        """The Chinese label: spreadsheets, PDFs, the API and stored revisions use it as it is."""
+        return {"pending": N_("待确认"), "confirmed": N_("已确认"), "disputed": N_("有异议")}[self.value]
+
+    @property
+    def ui_label(self) -> str:
+        """The label in the interface language (screens); Chinese outside a request."""
+        return gettext(self.label)
 
 
 _category_check = "category IN (" + ", ".join(f"'{c}'" for c in CATEGORY_CODES) + ")"
@@ -267,3 +281,60 @@ class CategorySetting(db.Model):
 
     def __repr__(self) -> str:
         return f"<CategorySetting {self.category} photo={self.requires_photo}>"
+
+
+class ImportStatus(enum.Enum):
+    """Where a 工作台账 import stands. Only `done` wrote anything: `rejected` and `failed` wrote nothing."""
+
+    queued = "queued"
+    running = "running"
+    done = "done"
+    rejected = "rejected"  # the file had bad rows (listed in `errors`)
+    failed = "failed"  # the import itself broke (or its process died: see coop.activities.jobs.is_stale)
+
+    @property
+    def finished(self) -> bool:
+        return self not in (ImportStatus.queued, ImportStatus.running)
+
+
+class ImportRun(db.Model):
+    """One 工作台账 .xlsx import into one agreement, carried out in the background; its page polls the counters.
+
+    The uploaded file is kept under UPLOAD_DIR/imports with a server-chosen name (`file_path`); the user's
+    file name is for display only. Activities are written in the same transaction that marks the run done,
+    so a run that is not done wrote nothing.
+    """
+
+    __tablename__ = "import_runs"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "total >= 0 AND checked >= 0 AND written >= 0 AND skipped >= 0", name="counts_positive"
+        ),
+        sa.Index("ix_import_runs_agreement_created", "agreement_id", "created_at"),
+        sa.Index("ix_import_runs_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agreement_id: Mapped[int] = mapped_column(sa.ForeignKey("agreements.id"), nullable=False)
+    created_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), nullable=False, index=True)
+    file_name: Mapped[str] = mapped_column(sa.String(200), nullable=False)  # the user's, shown only
+    file_path: Mapped[str] = mapped_column(sa.String(200), nullable=False, unique=True)  # under UPLOAD_DIR/imports
+    status: Mapped[ImportStatus] = enum_column(ImportStatus, name="import_status", nullable=False,
+                                               default=ImportStatus.queued)
+    total: Mapped[int] = mapped_column(nullable=False, default=0)  # data rows in the file (known once read)
+    checked: Mapped[int] = mapped_column(nullable=False, default=0)  # rows checked so far
+    written: Mapped[int] = mapped_column(nullable=False, default=0)  # activities created (set when done)
+    skipped: Mapped[int] = mapped_column(nullable=False, default=0)  # withdrawn rows, not imported
+    skipped_lines: Mapped[list[int]] = mapped_column(sa.JSON, nullable=False, default=list)
+    errors: Mapped[list[list]] = mapped_column(sa.JSON, nullable=False, default=list)  # [[line, message], …]
+    message: Mapped[str] = mapped_column(sa.String(300), nullable=False, default="")  # why it failed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, nullable=False)
+    started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc, nullable=False)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    agreement: Mapped["Agreement"] = relationship()
+    created_by: Mapped["User"] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<ImportRun {self.id} agreement={self.agreement_id} {self.status.value} {self.checked}/{self.total}>"

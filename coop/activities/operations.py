@@ -1,6 +1,7 @@
 """Logging, editing, confirming and withdrawing joint activities — one entry, two ledgers.
 
-Rules decided here (and shown to people as Chinese refusals through ActivityRefused):
+Rules decided here (and shown to people as refusals through ActivityRefused, in the interface language of the
+request — Chinese for the API and outside a request; what is stored, revisions and audit summaries, stays Chinese):
 
 - Only a liaison of a party logs an activity, for their own party, which becomes the organizer.
   A *held* activity needs every chosen agreement to be active; a *planned* one may also be put on an
@@ -32,6 +33,7 @@ from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -60,7 +62,8 @@ from coop.auth.models import User
 from coop.categories import CATEGORY_BY_CODE, CATEGORY_CODES
 from coop.db import now_utc
 from coop.extensions import db
-from coop.formatting import cn_date, local_today
+from coop.formatting import cn_date, local_today, ui_date
+from coop.i18n import N_
 from coop.orgs.models import Organization
 from coop.uploads import CheckedUpload, delete_stored, store_upload
 
@@ -68,24 +71,25 @@ MAX_PARTY_MEMBERS = 100_000
 MAX_OTHERS = 1_000_000
 MAX_ATTACHMENTS_PER_ACTIVITY = 30
 
-# Human labels of the fields kept in revisions (the history shown on the activity page).
+# Human labels of the fields kept in revisions (the history shown on the activity page, where they are
+# translated with _(); the audit summary keeps the Chinese).
 FIELD_LABELS = {
-    "category": "类别",
-    "tags": "其他涉及类别",
-    "title": "活动名称",
-    "held_on": "日期",
-    "start_time": "开始时间",
-    "end_time": "结束时间",
-    "place": "地点",
-    "organization_ids": "参与组织",
-    "party_member_count": "党员人数",
-    "other_count": "其他人数",
-    "summary": "活动内容",
-    "outcome": "活动成效",
-    "status": "状态",
-    "confirmation": "确认情况",
-    "attachments": "附件",
-    "withdrawn_reason": "撤回原因",
+    "category": N_("类别"),
+    "tags": N_("其他涉及类别"),
+    "title": N_("活动名称"),
+    "held_on": N_("日期"),
+    "start_time": N_("开始时间"),
+    "end_time": N_("结束时间"),
+    "place": N_("地点"),
+    "organization_ids": N_("参与组织"),
+    "party_member_count": N_("党员人数"),
+    "other_count": N_("其他人数"),
+    "summary": N_("活动内容"),
+    "outcome": N_("活动成效"),
+    "status": N_("状态"),
+    "confirmation": N_("确认情况"),
+    "attachments": N_("附件"),
+    "withdrawn_reason": N_("撤回原因"),
 }
 EDITABLE_FIELDS = (
     "category", "tags", "title", "held_on", "start_time", "end_time", "place", "organization_ids",
@@ -93,10 +97,19 @@ EDITABLE_FIELDS = (
 )
 # Partners confirmed the facts; extra tags are classification only and do not reopen confirmation.
 NON_SUBSTANTIVE_FIELDS = {"tags"}
+# Notes the operations write on revisions. Stored in Chinese like every revision; the change history shows them
+# in the interface language (coop.activities.views._revision_note), joined to the editor's own note by "；".
+NOTE_RESET = N_("内容已修改，伙伴的确认已重置为待确认")
+NOTE_HELD = N_("计划活动已开展")
+NOTE_WITHDRAWN = N_("撤回")
+NOTE_ATTACHED = N_("添加附件")
+NOTE_DETACHED = N_("删除附件")
+REVISION_NOTES = frozenset({NOTE_RESET, NOTE_HELD, NOTE_WITHDRAWN, NOTE_ATTACHED, NOTE_DETACHED})
 
 
 class ActivityRefused(Exception):
-    """An activity change that is not allowed; the message is for people, `field` names the form field."""
+    """An activity change that is not allowed; the message is for people (in the interface language), `field`
+    names the form field."""
 
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
@@ -142,12 +155,16 @@ def attachments_root() -> Path:
     return Path(current_app.config["UPLOAD_DIR"])
 
 
+def delete_unless_committed(root: Path, relative_path: str) -> None:
+    """A file just written for the current transaction: deleted if the transaction does not commit."""
+    db.session.info.setdefault(_NEW_FILES, []).append((root, relative_path))
+
+
 def _store(root: Path, checked: CheckedUpload):
     stored = store_upload(root, checked)
-    new = db.session.info.setdefault(_NEW_FILES, [])
-    new.append((root, stored.relative_path))
+    delete_unless_committed(root, stored.relative_path)
     if stored.thumb_relative_path:
-        new.append((root, stored.thumb_relative_path))
+        delete_unless_committed(root, stored.thumb_relative_path)
     return stored
 
 
@@ -164,36 +181,39 @@ def _status(value) -> ActivityStatus:
     try:
         status = ActivityStatus(value.value if isinstance(value, enum.Enum) else value)
     except ValueError:
-        raise ActivityRefused("状态只能是“计划中”或“已开展”。", "status") from None
+        raise ActivityRefused(_("状态只能是“计划中”或“已开展”。"), "status") from None
     if status is ActivityStatus.withdrawn:
-        raise ActivityRefused("不能直接登记为“已撤回”。", "status")
+        raise ActivityRefused(_("不能直接登记为“已撤回”。"), "status")
     return status
 
 
 def _term_text(agreement: Agreement) -> str:
-    return f"{cn_date(agreement.starts_on)}至{cn_date(agreement.ends_on)}"
+    """An agreement's term for a refusal shown on screen (dates in the interface language)."""
+    return _("%(start)s至%(end)s", start=ui_date(agreement.starts_on), end=ui_date(agreement.ends_on))
 
 
 def _count(value, field: str, label: str, maximum: int) -> int:
+    """`label`: the field's Chinese name marked with N_ (translated here)."""
     if value in (None, ""):
         return 0
     try:
         n = int(value)
     except (TypeError, ValueError):
-        raise ActivityRefused(f"{label}必须是整数。", field) from None
+        raise ActivityRefused(_("%(label)s必须是整数。", label=_(label)), field) from None
     if isinstance(value, float) and value != n:
-        raise ActivityRefused(f"{label}必须是整数。", field)
+        raise ActivityRefused(_("%(label)s必须是整数。", label=_(label)), field)
     if n < 0 or n > maximum:
-        raise ActivityRefused(f"{label}应在 0 到 {maximum} 之间。", field)
+        raise ActivityRefused(_("%(label)s应在 0 到 %(max)s 之间。", label=_(label), max=maximum), field)
     return n
 
 
 def _text(value, field: str, label: str, max_len: int | None = None, required: bool = False) -> str:
+    """`label`: the field's Chinese name marked with N_ (translated here)."""
     text = (value or "").strip() if isinstance(value, str) or value is None else str(value).strip()
     if required and not text:
-        raise ActivityRefused(f"请填写{label}。", field)
+        raise ActivityRefused(_("请填写%(label)s。", label=_(label)), field)
     if max_len is not None and len(text) > max_len:
-        raise ActivityRefused(f"{label}不能超过 {max_len} 个字。", field)
+        raise ActivityRefused(_("%(label)s不能超过 %(n)s 个字。", label=_(label), n=max_len), field)
     return text
 
 
@@ -224,42 +244,46 @@ def validate_activity(
     """
     agreements = list(dict.fromkeys(agreements))
     if not agreements:
-        raise ActivityRefused("请选择活动所属的共建协议。", "agreements")
+        raise ActivityRefused(_("请选择活动所属的共建协议。"), "agreements")
     status = _status(status)
     if organizer_org_id is None:
         organizer_org_id = organizer_org_for(actor, agreements)
         if organizer_org_id is None:
-            raise ActivityRefused("只有协议各方的联络员可以登记活动；如协议不止一份，您须是同一组织在每份协议中的联络员。", "agreements")
+            raise ActivityRefused(_("只有协议各方的联络员可以登记活动；如协议不止一份，您须是同一组织在每份协议中的联络员。"),
+                                  "agreements")
     for agreement in agreements:
         if agreement.status not in LOGGABLE_STATUSES[status]:
             if status is ActivityStatus.held and agreement.status in LOGGABLE_STATUSES[ActivityStatus.planned]:
                 raise ActivityRefused(
-                    f"协议“{agreement.title}”尚在{agreement.status.label}，只能登记计划活动；协议生效后再登记已开展的活动。",
+                    _("协议“%(title)s”尚在%(status)s，只能登记计划活动；协议生效后再登记已开展的活动。",
+                      title=agreement.title, status=agreement.status.ui_label),
                     "agreements",
                 )
-            raise ActivityRefused(f"协议“{agreement.title}”当前为“{agreement.status.label}”，不能登记活动。", "agreements")
+            raise ActivityRefused(_("协议“%(title)s”当前为“%(status)s”，不能登记活动。", title=agreement.title,
+                                    status=agreement.status.ui_label), "agreements")
 
     if category not in CATEGORY_CODES:
-        raise ActivityRefused("请选择活动类别（八联之一）。", "category")
+        raise ActivityRefused(_("请选择活动类别（八联之一）。"), "category")
     tag_codes = []
     for code in tags or ():
         if code not in CATEGORY_CODES:
-            raise ActivityRefused("其他涉及类别只能是八联中的类别。", "tags")
+            raise ActivityRefused(_("其他涉及类别只能是八联中的类别。"), "tags")
         if code != category and code not in tag_codes:
             tag_codes.append(code)
-    title = _text(title, "title", "活动名称", 200, required=True)
+    title = _text(title, "title", N_("活动名称"), 200, required=True)
 
     if held_on is None:
-        raise ActivityRefused("请填写活动日期。", "held_on")
+        raise ActivityRefused(_("请填写活动日期。"), "held_on")
     for agreement in agreements:
         if not (agreement.starts_on <= held_on <= agreement.ends_on):
             raise ActivityRefused(
-                f"活动日期须在协议“{agreement.title}”的期限（{_term_text(agreement)}）内。", "held_on"
+                _("活动日期须在协议“%(title)s”的期限（%(term)s）内。", title=agreement.title,
+                  term=_term_text(agreement)), "held_on"
             )
     if status is ActivityStatus.held and held_on > local_today():
-        raise ActivityRefused("已开展的活动日期不能晚于今天；尚未举行的活动请选择“计划中”。", "held_on")
+        raise ActivityRefused(_("已开展的活动日期不能晚于今天；尚未举行的活动请选择“计划中”。"), "held_on")
     if start_time and end_time and end_time < start_time:
-        raise ActivityRefused("结束时间不能早于开始时间。", "end_time")
+        raise ActivityRefused(_("结束时间不能早于开始时间。"), "end_time")
 
     parties: set[int] = set()
     for agreement in agreements:
@@ -268,29 +292,30 @@ def validate_activity(
     participants = list(dict.fromkeys(participants))
     strangers = [i for i in participants if i not in parties]
     if strangers:
-        raise ActivityRefused("参与组织只能是所选协议的签约方。", "organization_ids")
+        raise ActivityRefused(_("参与组织只能是所选协议的签约方。"), "organization_ids")
     for agreement in agreements:
         partners = set(agreement.party_org_ids) & set(participants) - {organizer_org_id}
         if not partners:
             raise ActivityRefused(
-                f"共建活动须有协议伙伴参加：请至少勾选协议“{agreement.title}”的另一方。", "organization_ids"
+                _("共建活动须有协议伙伴参加：请至少勾选协议“%(title)s”的另一方。", title=agreement.title),
+                "organization_ids",
             )
 
-    place = _text(place, "place", "地点", 200)
-    summary = _text(summary, "summary", "活动内容", 5000)
-    outcome = _text(outcome, "outcome", "活动成效", 5000)
-    party_member_count = _count(party_member_count, "party_member_count", "党员人数", MAX_PARTY_MEMBERS)
-    other_count = _count(other_count, "other_count", "其他人数", MAX_OTHERS)
+    place = _text(place, "place", N_("地点"), 200)
+    summary = _text(summary, "summary", N_("活动内容"), 5000)
+    outcome = _text(outcome, "outcome", N_("活动成效"), 5000)
+    party_member_count = _count(party_member_count, "party_member_count", N_("党员人数"), MAX_PARTY_MEMBERS)
+    other_count = _count(other_count, "other_count", N_("其他人数"), MAX_OTHERS)
 
     if status is ActivityStatus.held:
         setting = category_setting(category)
-        name = CATEGORY_BY_CODE[category].name
+        name = CATEGORY_BY_CODE[category].label
         if setting.requires_place and not place:
-            raise ActivityRefused(f"“{name}”类活动须填写地点。", "place")
+            raise ActivityRefused(_("“%(category)s”类活动须填写地点。", category=name), "place")
         if setting.requires_outcome and not outcome:
-            raise ActivityRefused(f"“{name}”类活动须填写活动成效。", "outcome")
+            raise ActivityRefused(_("“%(category)s”类活动须填写活动成效。", category=name), "outcome")
         if setting.requires_photo and photo_count < 1:
-            raise ActivityRefused(f"“{name}”类活动须上传至少一张活动照片。", "photos")
+            raise ActivityRefused(_("“%(category)s”类活动须上传至少一张活动照片。", category=name), "photos")
 
     return {
         "agreements": agreements,
@@ -317,15 +342,17 @@ def _check_attachment_budget(activity: Activity | None, uploads: Sequence[Checke
     max_total = current_app.config["UPLOAD_MAX_ACTIVITY_BYTES"]
     for up in uploads:
         if up.kind not in ("image", "pdf"):
-            raise ActivityRefused("只能上传图片（JPEG、PNG、WebP）或 PDF 文件。", "photos")
+            raise ActivityRefused(_("只能上传图片（JPEG、PNG、WebP）或 PDF 文件。"), "photos")
         if up.size > max_file:
-            raise ActivityRefused(f"文件“{up.display_name}”超过单个文件 {max_file // (1024 * 1024)} MB 的上限。", "photos")
+            raise ActivityRefused(_("文件“%(name)s”超过单个文件 %(mb)s MB 的上限。", name=up.display_name,
+                                    mb=max_file // (1024 * 1024)), "photos")
     if len(existing) + len(uploads) > MAX_ATTACHMENTS_PER_ACTIVITY:
-        raise ActivityRefused(f"每个活动最多 {MAX_ATTACHMENTS_PER_ACTIVITY} 个附件。", "photos")
+        raise ActivityRefused(_("每个活动最多 %(n)s 个附件。", n=MAX_ATTACHMENTS_PER_ACTIVITY), "photos")
     total = sum(a.size for a in existing) + sum(u.size for u in uploads)
     if total > max_total:
         raise ActivityRefused(
-            f"附件合计不能超过 {max_total // (1024 * 1024)} MB（本次上传后将达到 {total / (1024 * 1024):.1f} MB）。",
+            _("附件合计不能超过 %(max)s MB（本次上传后将达到 %(total)s MB）。", max=max_total // (1024 * 1024),
+              total=f"{total / (1024 * 1024):.1f}"),
             "photos",
         )
 
@@ -520,9 +547,9 @@ def edit_activity(actor: User, activity: Activity, *, note: str | None = None, *
     `changes` takes any of EDITABLE_FIELDS. Returns the revision, or None when nothing changed.
     """
     if activity.status is ActivityStatus.withdrawn:
-        raise ActivityRefused("已撤回的活动不能修改。")
+        raise ActivityRefused(_("已撤回的活动不能修改。"))
     if not can_edit_activity(actor, activity):
-        raise ActivityRefused("只有发起方的联络员可以修改这条活动记录。")
+        raise ActivityRefused(_("只有发起方的联络员可以修改这条活动记录。"))
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValueError(f"not editable: {sorted(unknown)}")
@@ -552,7 +579,7 @@ def edit_activity(actor: User, activity: Activity, *, note: str | None = None, *
     if set(diff) - NON_SUBSTANTIVE_FIELDS:
         before = activity.confirmation
         if _reset_confirmations(activity):
-            notes.append("内容已修改，伙伴的确认已重置为待确认")
+            notes.append(NOTE_RESET)
         refresh_confirmation(activity)
         if before is not activity.confirmation:
             changes_shown["confirmation"] = [before.label, activity.confirmation.label]
@@ -583,9 +610,9 @@ def mark_held(
 ) -> Activity:
     """A planned activity took place: record the actual date, counts and results; partners are asked to confirm."""
     if activity.status is not ActivityStatus.planned:
-        raise ActivityRefused("只有“计划中”的活动可以登记为已开展。")
+        raise ActivityRefused(_("只有“计划中”的活动可以登记为已开展。"))
     if not can_edit_activity(actor, activity):
-        raise ActivityRefused("只有发起方的联络员可以登记活动开展情况。")
+        raise ActivityRefused(_("只有发起方的联络员可以登记活动开展情况。"))
     attachments = list(attachments)
     given = {
         "held_on": held_on, "start_time": start_time, "end_time": end_time, "place": place,
@@ -620,7 +647,7 @@ def mark_held(
     if added:
         changes_shown["attachments"] = [None, [a.original_name for a in added]]
     activity.revisions.append(ActivityRevision(changed_by_id=actor.id, changed_at=now_utc(), changes=changes_shown,
-                                               note="计划活动已开展"))
+                                               note=NOTE_HELD))
     db.session.flush()
     _audit("activity.held", f"计划活动“{activity.title}”已开展（{cn_date(activity.held_on)}）", actor, activity,
            changes=changes_shown)
@@ -637,19 +664,19 @@ def confirm_activity(actor: User, activity: Activity, decision: str = "confirm",
     if decision not in ("confirm", "dispute"):
         raise ValueError(f"unknown decision {decision!r}")
     if activity.status is ActivityStatus.withdrawn:
-        raise ActivityRefused("这条活动已被撤回，无需确认。")
+        raise ActivityRefused(_("这条活动已被撤回，无需确认。"))
     if activity.status is not ActivityStatus.held:
-        raise ActivityRefused("活动尚未开展，开展并登记后再确认。")
+        raise ActivityRefused(_("活动尚未开展，开展并登记后再确认。"))
     orgs = confirming_org_ids(actor, activity)
     if organization_id is not None:
         orgs &= {organization_id}
     if not orgs:
-        raise ActivityRefused("只有参加活动的协议伙伴的联络员可以确认或提出异议。")
+        raise ActivityRefused(_("只有参加活动的协议伙伴的联络员可以确认或提出异议。"))
     comment = (comment or "").strip()
     if decision == "dispute" and not comment:
-        raise ActivityRefused("提出异议时请写明原因，方便对方核实修改。", "comment")
+        raise ActivityRefused(_("提出异议时请写明原因，方便对方核实修改。"), "comment")
     if len(comment) > 1000:
-        raise ActivityRefused("说明不能超过 1000 个字。", "comment")
+        raise ActivityRefused(_("说明不能超过 1000 个字。"), "comment")
     org_id = actor.organization_id if actor.organization_id in orgs else min(orgs)
     conf = next(c for c in activity.confirmations if c.organization_id == org_id)
     conf.state = ConfirmationState.confirmed if decision == "confirm" else ConfirmationState.disputed
@@ -670,14 +697,14 @@ def confirm_activity(actor: User, activity: Activity, decision: str = "confirm",
 def withdraw_activity(actor: User, activity: Activity, reason: str) -> Activity:
     """Withdraw an activity with a reason (organizer's liaisons). It stays visible and stops counting."""
     if activity.status is ActivityStatus.withdrawn:
-        raise ActivityRefused("这条活动已经撤回。")
+        raise ActivityRefused(_("这条活动已经撤回。"))
     if not can_withdraw_activity(actor, activity):
-        raise ActivityRefused("只有发起方的联络员可以撤回这条活动记录。")
+        raise ActivityRefused(_("只有发起方的联络员可以撤回这条活动记录。"))
     reason = (reason or "").strip()
     if not reason:
-        raise ActivityRefused("请写明撤回原因，伙伴和党委都会看到。", "reason")
+        raise ActivityRefused(_("请写明撤回原因，伙伴和党委都会看到。"), "reason")
     if len(reason) > 1000:
-        raise ActivityRefused("撤回原因不能超过 1000 个字。", "reason")
+        raise ActivityRefused(_("撤回原因不能超过 1000 个字。"), "reason")
     old = activity.status
     activity.status = ActivityStatus.withdrawn
     activity.withdrawn_at = now_utc()
@@ -686,7 +713,7 @@ def withdraw_activity(actor: User, activity: Activity, reason: str) -> Activity:
     activity.revisions.append(ActivityRevision(
         changed_by_id=actor.id, changed_at=now_utc(),
         changes={"status": [old.label, ActivityStatus.withdrawn.label], "withdrawn_reason": [None, reason]},
-        note="撤回",
+        note=NOTE_WITHDRAWN,
     ))
     db.session.flush()
     _audit("activity.withdrawn", f"撤回活动“{activity.title}”：{reason[:100]}", actor, activity, reason=reason)
@@ -697,16 +724,16 @@ def add_attachments(actor: User, activity: Activity, uploads: Sequence[CheckedUp
                     upload_root: Path | None = None) -> list[Attachment]:
     """Attach checked uploads (organizer's liaisons) within the per-file and per-activity limits."""
     if not can_edit_activity(actor, activity):
-        raise ActivityRefused("只有发起方的联络员可以为这条活动添加附件。")
+        raise ActivityRefused(_("只有发起方的联络员可以为这条活动添加附件。"))
     uploads = list(uploads)
     if not uploads:
-        raise ActivityRefused("请选择要上传的文件。", "photos")
+        raise ActivityRefused(_("请选择要上传的文件。"), "photos")
     _check_attachment_budget(activity, uploads)
     before = [a.original_name for a in activity.attachments]
     added = _attach(actor, activity, uploads, upload_root)
     activity.revisions.append(ActivityRevision(
         changed_by_id=actor.id, changed_at=now_utc(),
-        changes={"attachments": [before, before + [a.original_name for a in added]]}, note="添加附件",
+        changes={"attachments": [before, before + [a.original_name for a in added]]}, note=NOTE_ATTACHED,
     ))
     db.session.flush()
     _audit("activity.attachment_added", f"为活动“{activity.title}”添加 {len(added)} 个附件", actor, activity,
@@ -718,11 +745,12 @@ def remove_attachment(actor: User, attachment: Attachment, *, upload_root: Path 
     """Remove an attachment (organizer's liaisons); its files are deleted once the removal is committed."""
     activity = attachment.activity
     if not can_edit_activity(actor, activity):
-        raise ActivityRefused("只有发起方的联络员可以删除这条活动的附件。")
+        raise ActivityRefused(_("只有发起方的联络员可以删除这条活动的附件。"))
     setting = category_setting(activity.category)
     images_left = sum(1 for a in activity.attachments if a.kind == "image" and a.id != attachment.id)
     if activity.status is ActivityStatus.held and setting.requires_photo and attachment.kind == "image" and images_left == 0:
-        raise ActivityRefused(f"“{CATEGORY_BY_CODE[activity.category].name}”类活动须保留至少一张照片；请先上传新照片再删除。")
+        raise ActivityRefused(_("“%(category)s”类活动须保留至少一张照片；请先上传新照片再删除。",
+                                category=CATEGORY_BY_CODE[activity.category].label))
     root = upload_root or attachments_root()
     before = [a.original_name for a in activity.attachments]
     doomed = db.session.info.setdefault(_DOOMED_FILES, [])
@@ -733,7 +761,7 @@ def remove_attachment(actor: User, attachment: Attachment, *, upload_root: Path 
     activity.attachments.remove(attachment)
     activity.revisions.append(ActivityRevision(
         changed_by_id=actor.id, changed_at=now_utc(),
-        changes={"attachments": [before, [a.original_name for a in activity.attachments]]}, note="删除附件",
+        changes={"attachments": [before, [a.original_name for a in activity.attachments]]}, note=NOTE_DETACHED,
     ))
     db.session.flush()
     _audit("activity.attachment_removed", f"删除活动“{activity.title}”的附件“{name}”", actor, activity,

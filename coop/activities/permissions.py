@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from agreements.models import Agreement, AgreementLiaison, AgreementStatus
 from agreements.permissions import oversees_agreement, party_org_id_of
-from coop.activities.models import Activity, ActivityStatus
+from coop.activities.models import Activity, ActivityStatus, ImportRun
 from coop.auth.models import Role, User
 from coop.auth.permissions import committee_scope_root, oversees
 from coop.extensions import db
@@ -128,3 +128,8 @@ def can_log_under(user: User, agreement: Agreement, status: ActivityStatus = Act
 def can_import_into(user: User, agreement: Agreement) -> bool:
     """Importing a ledger file logs held activities, so it needs an active agreement and a liaison."""
     return can_log_under(user, agreement, ActivityStatus.held)
+
+
+def can_view_import_run(user: User, run: ImportRun) -> bool:
+    """An import is seen by whoever made it and by whoever may see the ledger it was made into."""
+    return user.is_authenticated and (run.created_by_id == user.id or can_see_agreement_ledger(user, run.agreement))

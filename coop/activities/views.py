@@ -6,16 +6,21 @@ person who may see an activity but not act on it gets 403.
 from __future__ import annotations
 
 import calendar
-import io
+import re
 import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from babel.dates import format_date as babel_format_date
+from babel.dates import format_skeleton
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from agreements.models import Agreement, AgreementStatus
+from coop.activities import jobs as import_jobs
 from coop.activities import operations as ops
 from coop.activities.forms import (
     AttachmentForm,
@@ -29,12 +34,14 @@ from coop.activities.forms import (
     filter_values,
 )
 from coop.activities.ledger_export import export_csv_streamed, export_xlsx_streamed
-from coop.activities.ledger_io import LedgerImportRejected, export_filename, import_ledger
+from coop.activities.ledger_io import export_filename
 from coop.activities.models import (
     Activity,
     ActivityStatus,
     Attachment,
     ConfirmationState,
+    ImportRun,
+    ImportStatus,
 )
 from coop.activities.permissions import (
     can_confirm_activity,
@@ -43,6 +50,7 @@ from coop.activities.permissions import (
     can_log_under,
     can_see_agreement_ledger,
     can_view_activity,
+    can_view_import_run,
     can_view_committee_ledger,
     can_view_org_ledger,
     can_withdraw_activity,
@@ -63,8 +71,9 @@ from coop.auth.permissions import get_or_404, require
 from coop.categories import CATEGORY_BY_CODE
 from coop.extensions import db
 from coop.forms import parse_id
-from coop.formatting import local_today, month_label
+from coop.formatting import local_today, ui_date, ui_is_english, ui_month
 from coop.home.views import HOME_PANELS
+from coop.i18n import N_
 from coop.orgs.models import Organization
 from coop.orgs.views import DETAIL_SECTIONS
 from coop.uploads import UploadRejected, inspect_upload
@@ -73,14 +82,13 @@ from coop.web import add_nav, page_arg
 bp = Blueprint("activities", __name__, url_prefix="/activities")
 
 PER_PAGE = 20
-IMPORT_MAX_BYTES = 5 * 1024 * 1024
 
 
 def _has_ledger(user) -> bool:
     return user.organization_id is not None or can_view_committee_ledger(user)
 
 
-add_nav("activities.ledger", "活动台账", _has_ledger, order=30)
+add_nav("activities.ledger", N_("活动台账"), _has_ledger, order=30)
 
 
 @bp.app_context_processor
@@ -110,7 +118,8 @@ def _checked_uploads(*file_lists):
             try:
                 checked.append(inspect_upload(data, storage.filename, max_bytes=max_bytes))
             except UploadRejected as exc:
-                raise UploadRejected(f"“{storage.filename}”：{exc.message}", exc.reason) from None
+                raise UploadRejected(_("“%(name)s”：%(problem)s", name=storage.filename, problem=exc.message),
+                                     exc.reason) from None
     return checked
 
 
@@ -175,7 +184,7 @@ def new():
     elif form.validate_on_submit():
         unknown = [i for i in form.agreement_ids.data if i not in by_id]
         if unknown:
-            form.agreement_ids.errors.append("所选协议无效，请重新选择。")
+            form.agreement_ids.errors.append(_("所选协议无效，请重新选择。"))
         else:
             try:
                 uploads = _checked_uploads(form.photos.data, form.sheets.data)
@@ -207,9 +216,9 @@ def new():
             else:
                 partners = len(activity.confirmations)
                 if activity.status is ActivityStatus.planned:
-                    flash("计划活动已记录，将显示在日历上；活动开展后请点“登记开展情况”。", "success")
+                    flash(_("计划活动已记录，将显示在日历上；活动开展后请点“登记开展情况”。"), "success")
                 else:
-                    flash(f"活动已记录，已请 {partners} 个伙伴组织确认。", "success")
+                    flash(_("活动已记录，已请 %(n)s 个伙伴组织确认。", n=partners), "success")
                 return redirect(url_for("activities.detail", activity_id=activity.id))
     return render_template(
         "activities/new.html", form=form, agreements=agreements,
@@ -219,6 +228,33 @@ def new():
 
 
 # --- one activity ----------------------------------------------------------------------------------------------------
+
+
+# Revision values stored as Chinese labels / category names (message ids) and dates as 2026年11月22日.
+_LABEL_FIELDS = {"category", "tags", "status", "confirmation"}
+_STORED_DATE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日")
+
+
+def _change_value(field: str, value):
+    """A value of the change history in the interface language; what people typed is shown as typed."""
+    if isinstance(value, list):
+        return [_change_value(field, v) for v in value]
+    if not isinstance(value, str):
+        return value
+    if field in _LABEL_FIELDS:
+        return _(value)
+    match = _STORED_DATE.fullmatch(value) if field == "held_on" else None
+    if match:
+        return ui_date(date(*(int(g) for g in match.groups())))
+    return value
+
+
+def _revision_note(note: str) -> str:
+    """A revision's note: the parts the operations wrote in the interface language, the editor's words as typed."""
+    parts = note.split("；")
+    if not any(p in ops.REVISION_NOTES for p in parts):
+        return note
+    return _("；").join(_(p) if p in ops.REVISION_NOTES else p for p in parts)
 
 
 @bp.route("/<int:activity_id>")
@@ -235,7 +271,7 @@ def detail(activity_id):
         confirm_form=ConfirmForm(),
         withdraw_form=WithdrawForm(),
         attachment_form=AttachmentForm(),
-        field_labels=ops.FIELD_LABELS,
+        field_labels=ops.FIELD_LABELS, change_value=_change_value, revision_note=_revision_note,
         max_file_mb=current_app.config["UPLOAD_MAX_FILE_BYTES"] // (1024 * 1024),
     )
 
@@ -265,11 +301,11 @@ def edit(activity_id):
             _put_error(form, exc)
         else:
             if revision is None:
-                flash("没有修改任何内容。", "info")
-            elif revision.note and "重置" in revision.note:
-                flash("已保存。内容有变动，已请伙伴重新确认。", "success")
+                flash(_("没有修改任何内容。"), "info")
+            elif revision.note and ops.NOTE_RESET in revision.note:
+                flash(_("已保存。内容有变动，已请伙伴重新确认。"), "success")
             else:
-                flash("已保存，修改记录可在页面下方查看。", "success")
+                flash(_("已保存，修改记录可在页面下方查看。"), "success")
             return redirect(url_for("activities.detail", activity_id=activity.id))
     agreements = [l.agreement for l in activity.agreement_links]
     return render_template(
@@ -284,7 +320,7 @@ def mark_held(activity_id):
     activity = _activity_or_404(activity_id)
     require(can_edit_activity(current_user, activity))
     if activity.status is not ActivityStatus.planned:
-        flash("这条活动不是计划中的活动。", "info")
+        flash(_("这条活动不是计划中的活动。"), "info")
         return redirect(url_for("activities.detail", activity_id=activity.id))
     form = MarkHeldForm(obj=activity)
     if request.method == "GET":
@@ -308,7 +344,7 @@ def mark_held(activity_id):
             db.session.rollback()
             _put_error(form, exc)
         else:
-            flash("已登记开展情况，已请伙伴确认。", "success")
+            flash(_("已登记开展情况，已请伙伴确认。"), "success")
             return redirect(url_for("activities.detail", activity_id=activity.id))
     agreements = [l.agreement for l in activity.agreement_links]
     return render_template(
@@ -326,7 +362,7 @@ def confirm(activity_id):
     if not form.validate_on_submit():
         for errors in form.errors.values():
             for e in errors:
-                flash(e, "error")
+                flash(str(e), "error")  # str: a lazy message cannot go into the session
         return redirect(url_for("activities.detail", activity_id=activity.id) + "#confirm")
     try:
         ops.confirm_activity(current_user, activity, form.decision.data, form.comment.data,
@@ -336,7 +372,8 @@ def confirm(activity_id):
         db.session.rollback()
         flash(str(exc), "error")
     else:
-        flash("已确认，这条活动将计入双方台账。" if form.decision.data == "confirm" else "已提出异议，对方联络员会看到您的说明。", "success")
+        flash(_("已确认，这条活动将计入双方台账。") if form.decision.data == "confirm"
+              else _("已提出异议，对方联络员会看到您的说明。"), "success")
     return redirect(url_for("activities.detail", activity_id=activity.id))
 
 
@@ -347,7 +384,7 @@ def withdraw(activity_id):
     require(can_withdraw_activity(current_user, activity))
     form = WithdrawForm()
     if not form.validate_on_submit():
-        flash("请写明撤回原因。", "error")
+        flash(_("请写明撤回原因。"), "error")
         return redirect(url_for("activities.detail", activity_id=activity.id) + "#withdraw")
     try:
         ops.withdraw_activity(current_user, activity, form.reason.data)
@@ -356,7 +393,7 @@ def withdraw(activity_id):
         db.session.rollback()
         flash(str(exc), "error")
     else:
-        flash("活动已撤回，撤回原因对伙伴和党委可见。", "success")
+        flash(_("活动已撤回，撤回原因对伙伴和党委可见。"), "success")
     return redirect(url_for("activities.detail", activity_id=activity.id))
 
 
@@ -382,7 +419,7 @@ def add_attachments(activity_id):
         db.session.rollback()
         flash(str(exc), "error")
     else:
-        flash(f"已上传 {len(uploads)} 个文件。", "success")
+        flash(_("已上传 %(n)s 个文件。", n=len(uploads)), "success")
     return redirect(url_for("activities.detail", activity_id=activity.id) + "#attachments")
 
 
@@ -444,7 +481,7 @@ def delete_attachment(attachment_id):
         db.session.rollback()
         flash(str(exc), "error")
     else:
-        flash("附件已删除。", "success")
+        flash(_("附件已删除。"), "success")
     return redirect(url_for("activities.detail", activity_id=activity.id) + "#attachments")
 
 
@@ -453,9 +490,9 @@ def delete_attachment(attachment_id):
 
 def _filter_form(partner_orgs: list[Organization], agreements: list[Agreement] | None) -> LedgerFilterForm:
     form = LedgerFilterForm(formdata=request.args)
-    form.partner.choices = [("", "全部伙伴")] + [(str(o.id), o.name) for o in partner_orgs]
+    form.partner.choices = [("", _("全部伙伴"))] + [(str(o.id), o.name) for o in partner_orgs]
     if agreements is not None:
-        form.agreement.choices = [("", "全部协议")] + [(str(a.id), a.title) for a in agreements]
+        form.agreement.choices = [("", _("全部协议"))] + [(str(a.id), a.title) for a in agreements]
     form.validate()
     return form
 
@@ -502,7 +539,8 @@ def ledger():
     if current_user.organization_id is None:
         return redirect(url_for("activities.committee"))
     org = current_user.organization
-    ctx = _ledger_context(title=f"{org.name} · 工作台账", scope="mine", endpoint="activities.ledger", endpoint_args={},
+    ctx = _ledger_context(title=_("%(org)s · 工作台账", org=org.name), scope="mine", endpoint="activities.ledger",
+                          endpoint_args={},
                           export_base={"scope": "mine"})
     return render_template("activities/ledger.html", **ctx)
 
@@ -511,7 +549,7 @@ def ledger():
 @login_required
 def committee():
     require(can_view_committee_ledger(current_user))
-    title = "全部活动" if current_user.is_admin else f"{current_user.organization.name}范围 · 活动台账"
+    title = _("全部活动") if current_user.is_admin else _("%(org)s范围 · 活动台账", org=current_user.organization.name)
     ctx = _ledger_context(title=title, scope="committee", endpoint="activities.committee", endpoint_args={},
                           export_base={"scope": "committee"})
     return render_template("activities/ledger.html", **ctx)
@@ -523,7 +561,8 @@ def by_agreement(agreement_id):
     agreement = get_or_404(Agreement, agreement_id)
     if not can_see_agreement_ledger(current_user, agreement):
         abort(404)
-    ctx = _ledger_context(title=f"{agreement.title} · 工作台账", agreement=agreement, scope="committee",
+    ctx = _ledger_context(title=_("%(agreement)s · 工作台账", agreement=agreement.title), agreement=agreement,
+                          scope="committee",
                           endpoint="activities.by_agreement", endpoint_args={"agreement_id": agreement.id},
                           export_base={"agreement_id": agreement.id})
     ctx["can_import"] = can_import_into(current_user, agreement)
@@ -537,7 +576,7 @@ def by_org(org_id):
     org = get_or_404(Organization, org_id)
     if not can_view_org_ledger(current_user, org):
         abort(404)
-    ctx = _ledger_context(title=f"{org.name} · 工作台账", org=org, scope="committee",
+    ctx = _ledger_context(title=_("%(org)s · 工作台账", org=org.name), org=org, scope="committee",
                           endpoint="activities.by_org", endpoint_args={"org_id": org.id},
                           export_base={"org_id": org.id})
     return render_template("activities/ledger.html", **ctx)
@@ -615,34 +654,78 @@ def _read_then_close(fh, size: int = 256 * 1024):
 @bp.route("/agreement/<int:agreement_id>/import", methods=["GET", "POST"])
 @login_required
 def import_file(agreement_id):
+    """Upload a 工作台账 .xlsx: the import runs in the background and its page shows the progress."""
     agreement = get_or_404(Agreement, agreement_id)
     if not can_see_agreement_ledger(current_user, agreement):
         abort(404)
     require(can_import_into(current_user, agreement))
     form = ImportForm()
     errors: list[str] = []
+    live_run = None
     if form.validate_on_submit():
         storage = form.file.data
         if storage is None or not getattr(storage, "filename", ""):
-            errors = ["请选择要导入的 .xlsx 文件。"]
+            errors = [_("请选择要导入的 .xlsx 文件。")]
         else:
-            data = storage.read(IMPORT_MAX_BYTES + 1)
-            if len(data) > IMPORT_MAX_BYTES:
-                errors = [f"文件太大，台账文件不能超过 {IMPORT_MAX_BYTES // (1024 * 1024)} MB。"]
+            data = storage.read(import_jobs.MAX_IMPORT_BYTES + 1)  # a byte over the limit is enough to refuse
+            try:
+                run = import_jobs.start_import_run(current_user, agreement, data, storage.filename)
+                db.session.commit()
+            except import_jobs.ImportRefused as exc:
+                db.session.rollback()
+                errors, live_run = [str(exc)], exc.live_run
             else:
-                try:
-                    result = import_ledger(current_user, agreement, io.BytesIO(data))
-                    db.session.commit()
-                except LedgerImportRejected as exc:
-                    db.session.rollback()
-                    errors = exc.messages
-                else:
-                    message = f"已导入 {len(result.created)} 条活动，已请伙伴确认。"
-                    if result.skipped:
-                        message += f"跳过 {len(result.skipped)} 条已撤回的活动（第 {'、'.join(str(l) for l, _ in result.skipped)} 行）。"
-                    flash(message, "success")
-                    return redirect(url_for("activities.by_agreement", agreement_id=agreement.id))
-    return render_template("activities/import.html", form=form, agreement=agreement, errors=errors)
+                import_jobs.launch_import_run(current_app._get_current_object(), run.id)
+                return redirect(url_for("activities.import_run", run_id=run.id))
+    recent = db.session.execute(
+        sa.select(ImportRun).where(ImportRun.agreement_id == agreement.id).order_by(ImportRun.id.desc()).limit(5)
+    ).scalars().all()
+    return render_template("activities/import.html", form=form, agreement=agreement, errors=errors,
+                           live_run=live_run, recent=recent, status_label=import_jobs.status_label,
+                           is_stale=import_jobs.is_stale, max_mb=import_jobs.MAX_IMPORT_BYTES // (1024 * 1024))
+
+
+def _import_run_or_404(run_id: int) -> ImportRun:
+    run = get_or_404(ImportRun, run_id)
+    if not can_view_import_run(current_user, run):
+        abort(404)
+    return run
+
+
+def _import_run_json(run: ImportRun) -> dict:
+    stale = import_jobs.is_stale(run)
+    status = ImportStatus.failed.value if stale else run.status.value
+    finished = stale or run.status.finished
+    if finished:
+        percent = 100
+    elif run.total and run.checked >= run.total:
+        percent = None  # writing, in one transaction: the bar shows activity without a figure
+    else:
+        percent = round(100 * run.checked / run.total) if run.total else 0
+    return {
+        "id": run.id, "status": status, "status_label": import_jobs.status_label(run), "finished": finished,
+        "total": run.total, "checked": run.checked, "written": run.written, "skipped": run.skipped,
+        "errors": len(run.errors), "percent": percent, "message": import_jobs.outcome_text(run),
+        "ledger_url": url_for("activities.by_agreement", agreement_id=run.agreement_id),
+    }
+
+
+@bp.route("/imports/<int:run_id>")
+@login_required
+def import_run(run_id):
+    """An import's progress page (polled through static/js/app.js), then its outcome; can be left and reopened."""
+    run = _import_run_or_404(run_id)
+    return render_template("activities/import_run.html", run=run, state=_import_run_json(run),
+                           errors=import_jobs.error_lines(run), can_import=can_import_into(current_user, run.agreement))
+
+
+@bp.route("/imports/<int:run_id>/progress")
+@login_required
+def import_run_progress(run_id):
+    """An import's counters as JSON."""
+    resp = jsonify(_import_run_json(_import_run_or_404(run_id)))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 # --- calendar and the confirmation inbox ----------------------------------------------------------------------------
@@ -658,6 +741,18 @@ def _month_arg() -> tuple[int, int]:
         pass
     today = local_today()
     return today.year, today.month
+
+
+def _day_heading(day: date) -> tuple[str, str]:
+    """A day of the calendar's list and its weekday: 11月14日 / 周六 in Chinese, Nov 14 / Sat in English."""
+    locale = get_locale()
+    return format_skeleton("MMMd", day, locale=locale), babel_format_date(day, "EEE", locale=locale)
+
+
+def _weekday_heads(week: list[date]) -> list[str]:
+    """The calendar's column heads: 一 … 日 in Chinese, Mon … Sun in English."""
+    locale = get_locale()
+    return [babel_format_date(day, "EEE" if ui_is_english() else "EEEEE", locale=locale) for day in week]
 
 
 @bp.route("/calendar")
@@ -691,9 +786,10 @@ def calendar_view():
     next_month = (last + timedelta(days=1)).strftime("%Y-%m")
     return render_template(
         "activities/calendar.html", weeks=weeks, by_day=by_day, year=year, month=month,
-        month_title=month_label(year, month), prev_month=prev_month, next_month=next_month,
+        month_title=ui_month(year, month), prev_month=prev_month, next_month=next_month,
         today=local_today(), scope=scope, agreement=agreement, activities=activities,
         show_committee_tab=can_view_committee_ledger(current_user) and current_user.organization_id is not None,
+        weekday_heads=_weekday_heads(weeks[0]), day_heading=_day_heading,
     )
 
 

@@ -6,6 +6,7 @@ see which tokens exist, when each was last used, and to switch one off.
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from coop.api.auth import revoke_token, token_days, tokens_of
@@ -34,7 +35,7 @@ def revoke(token_id):
         abort(404)  # somebody else's token: answer as if it did not exist
     if revoke_token(token, actor=current_user):
         db.session.commit()
-        flash(f"访问令牌 {token.prefix}… 已撤销，使用它的脚本将无法再访问。", "success")
+        flash(_("访问令牌 %(prefix)s… 已撤销，使用它的脚本将无法再访问。", prefix=token.prefix), "success")
     else:
-        flash("该令牌已经撤销。", "info")
+        flash(_("该令牌已经撤销。"), "info")
     return redirect(url_for("auth.profile") + "#api-tokens")

@@ -9,12 +9,13 @@ from coop.audit.models import AuditEntry
 from coop.auth.permissions import can_read_audit, committee_scope_root, require
 from coop.extensions import db
 from coop.forms import clean_text
+from coop.i18n import N_
 from coop.orgs.models import Organization
 from coop.web import add_nav, page_arg
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
-add_nav("audit.index", "审计日志", can_read_audit, order=90)
+add_nav("audit.index", N_("审计日志"), can_read_audit, order=90)
 
 
 def visible_audit_entries(user):

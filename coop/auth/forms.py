@@ -1,6 +1,8 @@
 """Sign-in, profile and user-management forms."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, widgets
 from wtforms.validators import DataRequired, Length, Optional
@@ -10,29 +12,29 @@ from coop.forms import CleanStringField, Email
 
 
 class LoginForm(FlaskForm):
-    username = CleanStringField("用户名", validators=[DataRequired("请输入用户名"), Length(max=64)],
+    username = CleanStringField(_l("用户名"), validators=[DataRequired(_l("请输入用户名")), Length(max=64)],
                                 render_kw={"autocomplete": "username", "autocapitalize": "none"})
-    password = PasswordField("密码", validators=[DataRequired("请输入密码"), Length(max=200)],
+    password = PasswordField(_l("密码"), validators=[DataRequired(_l("请输入密码")), Length(max=200)],
                              render_kw={"autocomplete": "current-password"})
 
 
 class ChangePasswordForm(FlaskForm):
-    old_password = PasswordField("当前密码", validators=[DataRequired("请输入当前密码")])
-    new_password = PasswordField("新密码", validators=[DataRequired("请输入新密码"), Length(min=8, max=200, message="密码长度为 8–200 个字符")])
-    confirm = PasswordField("再次输入新密码", validators=[DataRequired("请再次输入新密码")])
+    old_password = PasswordField(_l("当前密码"), validators=[DataRequired(_l("请输入当前密码"))])
+    new_password = PasswordField(_l("新密码"), validators=[DataRequired(_l("请输入新密码")), Length(min=8, max=200, message=_l("密码长度为 8–200 个字符"))])
+    confirm = PasswordField(_l("再次输入新密码"), validators=[DataRequired(_l("请再次输入新密码"))])
 
     def validate_confirm(self, field):
         from wtforms.validators import ValidationError
 
         if field.data != self.new_password.data:
-            raise ValidationError("两次输入的新密码不一致")
+            raise ValidationError(_("两次输入的新密码不一致"))
 
 
 class ProfileForm(FlaskForm):
-    display_name = CleanStringField("姓名", validators=[DataRequired("请填写姓名"), Length(max=60)])
-    email = CleanStringField("电子邮箱", validators=[Optional(), Email("邮箱格式不正确"), Length(max=120)])
-    phone = CleanStringField("电话", validators=[Optional(), Length(max=40)])
-    locale = SelectField("界面语言", choices=[("zh", "简体中文"), ("en", "English")])
+    display_name = CleanStringField(_l("姓名"), validators=[DataRequired(_l("请填写姓名")), Length(max=60)])
+    email = CleanStringField(_l("电子邮箱"), validators=[Optional(), Email(_l("邮箱格式不正确")), Length(max=120)])
+    phone = CleanStringField(_l("电话"), validators=[Optional(), Length(max=40)])
+    locale = SelectField(_l("界面语言"), choices=[("zh", "简体中文"), ("en", "English")])
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -41,20 +43,20 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 def role_choices():
-    return [(r.value, ROLE_LABELS[r]) for r in Role]
+    return [(r.value, _l(ROLE_LABELS[r])) for r in Role]
 
 
 class UserForm(FlaskForm):
-    username = CleanStringField("用户名", validators=[DataRequired("请填写用户名"), Length(max=64)])
-    display_name = CleanStringField("姓名", validators=[DataRequired("请填写姓名"), Length(max=60)])
-    title = CleanStringField("职务", validators=[Optional(), Length(max=60)])
-    organization_id = SelectField("所属组织", coerce=str, validators=[Optional()])
-    roles = MultiCheckboxField("角色", choices=role_choices())
-    email = CleanStringField("电子邮箱", validators=[Optional(), Email("邮箱格式不正确"), Length(max=120)])
-    phone = CleanStringField("电话", validators=[Optional(), Length(max=40)])
-    password = PasswordField("初始密码", validators=[Optional(), Length(max=200)])
-    is_active = BooleanField("账号启用", default=True)
+    username = CleanStringField(_l("用户名"), validators=[DataRequired(_l("请填写用户名")), Length(max=64)])
+    display_name = CleanStringField(_l("姓名"), validators=[DataRequired(_l("请填写姓名")), Length(max=60)])
+    title = CleanStringField(_l("职务"), validators=[Optional(), Length(max=60)])
+    organization_id = SelectField(_l("所属组织"), coerce=str, validators=[Optional()])
+    roles = MultiCheckboxField(_l("角色"), choices=role_choices())
+    email = CleanStringField(_l("电子邮箱"), validators=[Optional(), Email(_l("邮箱格式不正确")), Length(max=120)])
+    phone = CleanStringField(_l("电话"), validators=[Optional(), Length(max=40)])
+    password = PasswordField(_l("初始密码"), validators=[Optional(), Length(max=200)])
+    is_active = BooleanField(_l("账号启用"), default=True)
 
 
 class ResetPasswordForm(FlaskForm):
-    new_password = PasswordField("新密码", validators=[DataRequired("请输入新密码"), Length(min=8, max=200, message="密码长度为 8–200 个字符")])
+    new_password = PasswordField(_l("新密码"), validators=[DataRequired(_l("请输入新密码")), Length(min=8, max=200, message=_l("密码长度为 8–200 个字符"))])

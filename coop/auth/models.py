@@ -6,11 +6,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Optional
 
 import sqlalchemy as sa
+from flask_babel import gettext, pgettext
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from coop.db import TimestampMixin, UTCDateTime, enum_column, now_utc
 from coop.extensions import db
+from coop.i18n import N_
 
 if TYPE_CHECKING:
     from coop.orgs.models import Organization
@@ -24,14 +26,20 @@ class Role(enum.Enum):
 
     @property
     def label(self) -> str:
+        """The Chinese name (documents, the API, CLI)."""
         return ROLE_LABELS[self]
+
+    @property
+    def ui_label(self) -> str:
+        """The name in the interface language (screens)."""
+        return gettext(ROLE_LABELS[self])
 
 
 ROLE_LABELS = {
-    Role.admin: "管理员",
-    Role.committee: "党委审阅人",
-    Role.secretary: "书记",
-    Role.liaison: "联络员",
+    Role.admin: N_("管理员"),
+    Role.committee: N_("党委审阅人"),
+    Role.secretary: N_("书记"),
+    Role.liaison: N_("联络员"),
 }
 
 
@@ -73,6 +81,11 @@ class User(UserMixin, TimestampMixin, db.Model):
     @property
     def is_active(self) -> bool:  # type: ignore[override]
         return self.is_active_account
+
+    @property
+    def status_label(self) -> str:
+        """启用 / 已停用 in the interface language (an account's state, not the button that activates one)."""
+        return pgettext("account status", "启用") if self.is_active_account else gettext("已停用")
 
     @property
     def roles(self) -> set[Role]:

@@ -9,6 +9,7 @@ from typing import Callable, Iterable, Optional
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 from flask import current_app
+from flask_babel import gettext as _
 
 from coop.audit.operations import record
 from coop.auth.models import LoginSession, LoginThrottle, Role, User, UserRole
@@ -19,7 +20,7 @@ from coop.orgs.models import Organization
 
 
 class AuthError(Exception):
-    """A refusal with a message meant for the person (Chinese)."""
+    """A refusal with a message meant for the person (in the interface language)."""
 
 
 class LoginRefused(AuthError):
@@ -62,7 +63,7 @@ def _throttle_keys(username: str, ip: str | None) -> list[tuple[str, int]]:
 def login_locked_until(username: str, ip: str | None):
     """When sign-in for this username/IP is locked, the UTC time it unlocks; else None."""
     now = now_utc()
-    keys = [k for k, _ in _throttle_keys(username, ip)]
+    keys = [k for k, _kind in _throttle_keys(username, ip)]
     rows = db.session.execute(sa.select(LoginThrottle).where(LoginThrottle.key.in_(keys))).scalars()
     until = [r.locked_until for r in rows if r.locked_until and r.locked_until > now]
     return max(until) if until else None
@@ -99,7 +100,7 @@ def authenticate(username: str, password: str, ip: str | None) -> User:
     username = (username or "").strip()
     if login_locked_until(username, ip):
         raise LoginRefused(
-            f"登录失败次数过多，请 {current_app.config['LOGIN_LOCK_MINUTES']} 分钟后再试。"
+            _("登录失败次数过多，请 %(n)s 分钟后再试。", n=current_app.config['LOGIN_LOCK_MINUTES'])
         )
     user = db.session.execute(
         sa.select(User).where(sa.func.lower(User.username) == username.lower())
@@ -107,7 +108,7 @@ def authenticate(username: str, password: str, ip: str | None) -> User:
     ok = verify_password(user.password_hash if user else _dummy_hash(), password or "")
     if not ok or user is None or not user.is_active:
         note_login_failure(username, ip)
-        raise LoginRefused("用户名或密码不正确。")
+        raise LoginRefused(_("用户名或密码不正确。"))
     clear_login_failures(username, ip)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
@@ -186,9 +187,9 @@ def _set_roles(user: User, roles: Iterable[Role]) -> None:
 def _validate_roles(roles: set[Role], organization: Optional[Organization]) -> None:
     org_roles = roles & {Role.committee, Role.secretary, Role.liaison}
     if org_roles and organization is None:
-        raise UserInvalid("书记、联络员和党委审阅人必须属于一个组织。")
+        raise UserInvalid(_("书记、联络员和党委审阅人必须属于一个组织。"))
     if organization is not None and not organization.is_active and org_roles:
-        raise UserInvalid("该组织已停用，不能再分配角色。")
+        raise UserInvalid(_("该组织已停用，不能再分配角色。"))
 
 
 def create_user(
@@ -206,14 +207,14 @@ def create_user(
     """Create a user with roles; refuses duplicate usernames and weak passwords."""
     username = (username or "").strip()
     if not username or len(username) > 64 or any(c.isspace() for c in username):
-        raise UserInvalid("用户名不能为空、不能含空格，最长 64 个字符。")
+        raise UserInvalid(_("用户名不能为空、不能含空格，最长 64 个字符。"))
     exists = db.session.execute(
         # The exact name too: SQLite's lower() folds ASCII only, so "Ð…" was missed and the INSERT hit the
         # unique constraint (a 500).
         sa.select(User.id).where(sa.or_(User.username == username, sa.func.lower(User.username) == username.lower()))
     ).first()
     if exists:
-        raise UserInvalid(f"用户名“{username}”已被使用。")
+        raise UserInvalid(_("用户名“%(username)s”已被使用。", username=username))
     _check_password(password)
     roles = set(roles)
     _validate_roles(roles, organization)
@@ -256,9 +257,9 @@ def update_user(
     roles = set(roles)
     _validate_roles(roles, organization)
     if user.id == actor.id and Role.admin not in roles and actor.is_admin:
-        raise UserInvalid("不能撤销自己的管理员角色。")
+        raise UserInvalid(_("不能撤销自己的管理员角色。"))
     if user.id == actor.id and not is_active:
-        raise UserInvalid("不能停用自己的账号。")
+        raise UserInvalid(_("不能停用自己的账号。"))
     before = {
         "display_name": user.display_name,
         "roles": sorted(r.value for r in user.roles),
@@ -294,10 +295,10 @@ def update_user(
 def change_password(user: User, *, old_password: str, new_password: str, keep_token: str | None) -> None:
     """A user changes their own password; every other session of theirs is signed out."""
     if not verify_password(user.password_hash, old_password or ""):
-        raise UserInvalid("当前密码不正确。")
+        raise UserInvalid(_("当前密码不正确。"))
     _check_password(new_password)
     if old_password == new_password:
-        raise UserInvalid("新密码不能与当前密码相同。")
+        raise UserInvalid(_("新密码不能与当前密码相同。"))
     for hook in password_change_hooks:
         hook(user, old_password, new_password)
     user.password_hash = hash_password(new_password)
@@ -326,5 +327,5 @@ def reset_password(user: User, *, actor: User, new_password: str) -> None:
 def set_locale(user: User, locale: str) -> None:
     """Remember the user's interface language."""
     if locale not in current_app.config["LOCALES"]:
-        raise UserInvalid("不支持的语言。")
+        raise UserInvalid(_("不支持的语言。"))
     user.locale = locale

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from flask_babel import gettext as _
 
 # OWASP Password Storage Cheat Sheet, first Argon2id option: m=46 MiB, t=1, p=1.
 # ~60 ms per hash on one core of the reference machine. Changing these re-hashes on next login.
@@ -43,11 +44,11 @@ def needs_rehash(stored_hash: str) -> bool:
 
 
 def password_problem(password: str) -> str | None:
-    """A Chinese sentence saying why `password` is too weak, or None when it is acceptable."""
+    """A sentence (in the interface language) saying why `password` is too weak, or None when it is acceptable."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        return f"密码至少需要 {MIN_PASSWORD_LENGTH} 个字符"
+        return _("密码至少需要 %(n)s 个字符", n=MIN_PASSWORD_LENGTH)
     if len(password) > 200:
-        return "密码过长（最多 200 个字符）"
+        return _("密码过长（最多 200 个字符）")
     if password.isdigit() or password.isalpha():
-        return "密码需同时包含字母和数字（或符号）"
+        return _("密码需同时包含字母和数字（或符号）")
     return None

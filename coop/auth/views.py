@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from coop.auth import operations as ops
@@ -12,13 +13,15 @@ from coop.auth.forms import ChangePasswordForm, LoginForm, ProfileForm, ResetPas
 from coop.auth.models import Role, User
 from coop.auth.permissions import can_manage_users, get_or_404, require
 from coop.extensions import db
+from coop.formatting import ui_indent
 from coop.forms import clean_text
+from coop.i18n import N_
 from coop.orgs.models import Organization
 from coop.web import add_nav, page_arg
 
 bp = Blueprint("auth", __name__)
 
-add_nav("auth.users", "用户", can_manage_users, order=80)
+add_nav("auth.users", N_("用户"), can_manage_users, order=80)
 
 
 def _safe_next(target: str | None) -> str:
@@ -59,7 +62,7 @@ def logout():
         db.session.commit()
     logout_user()
     session.clear()
-    flash("您已安全退出。", "success")
+    flash(_("您已安全退出。"), "success")
     return redirect(url_for("auth.login"))
 
 
@@ -90,7 +93,7 @@ def profile():
         record("user.profile", f"{current_user.display_name} 更新了个人资料", actor=current_user,
                organization_id=current_user.organization_id, target=current_user)
         db.session.commit()
-        flash("个人资料已保存。", "success")
+        flash(_("个人资料已保存。"), "success")
         return redirect(url_for("auth.profile"))
     if request.method == "POST" and request.form.get("which") == "password" and pw_form.validate_on_submit():
         try:
@@ -105,7 +108,7 @@ def profile():
             pw_form.old_password.errors.append(str(exc))
         else:
             db.session.commit()
-            flash("密码已修改，其他设备上的登录已全部退出。", "success")
+            flash(_("密码已修改，其他设备上的登录已全部退出。"), "success")
             return redirect(url_for("auth.profile"))
     return render_template("auth/profile.html", form=form, pw_form=pw_form, profile_extras=PROFILE_SECTIONS)
 
@@ -122,7 +125,7 @@ def _org_choices():
     orgs = db.session.execute(
         sa.select(Organization).where(Organization.is_active.is_(True)).order_by(Organization.path)
     ).scalars()
-    return [("", "（无）")] + [(str(o.id), "　" * o.depth + o.name) for o in orgs]
+    return [("", _("（无）"))] + [(str(o.id), ui_indent(o.depth) + o.name) for o in orgs]
 
 
 @bp.route("/admin/users")
@@ -164,7 +167,7 @@ def user_new():
             form.username.errors.append(str(exc))
         else:
             db.session.commit()
-            flash(f"用户 {user.display_name} 已创建。", "success")
+            flash(_("用户 %(name)s 已创建。", name=user.display_name), "success")
             return redirect(url_for("auth.users"))
     return render_template("auth/user_form.html", form=form, user=None)
 
@@ -201,7 +204,7 @@ def user_edit(user_id):
             form.roles.errors.append(str(exc))
         else:
             db.session.commit()
-            flash("用户信息已保存。", "success")
+            flash(_("用户信息已保存。"), "success")
             return redirect(url_for("auth.users"))
     return render_template("auth/user_form.html", form=form, user=user, reset_form=reset_form)
 
@@ -220,7 +223,7 @@ def user_reset_password(user_id):
             flash(str(exc), "error")
         else:
             db.session.commit()
-            flash(f"已为 {user.display_name} 设置新密码，其所有登录已退出。", "success")
+            flash(_("已为 %(name)s 设置新密码，其所有登录已退出。", name=user.display_name), "success")
     else:
         for errors in form.errors.values():
             for e in errors:

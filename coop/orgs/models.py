@@ -5,10 +5,12 @@ import enum
 from typing import Optional
 
 import sqlalchemy as sa
+from flask_babel import gettext
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from coop.db import TimestampMixin, enum_column
 from coop.extensions import db
+from coop.i18n import N_
 
 
 class OrgKind(enum.Enum):
@@ -20,15 +22,21 @@ class OrgKind(enum.Enum):
 
     @property
     def label(self) -> str:
+        """The Chinese name (agreement documents, reports, the API)."""
         return ORG_KIND_LABELS[self]
+
+    @property
+    def ui_label(self) -> str:
+        """The name in the interface language (screens)."""
+        return gettext(ORG_KIND_LABELS[self])
 
 
 ORG_KIND_LABELS = {
-    OrgKind.committee: "党委",
-    OrgKind.general_branch: "党总支",
-    OrgKind.branch: "党支部",
-    OrgKind.league_branch: "团支部",
-    OrgKind.other: "其他",
+    OrgKind.committee: N_("党委"),
+    OrgKind.general_branch: N_("党总支"),
+    OrgKind.branch: N_("党支部"),
+    OrgKind.league_branch: N_("团支部"),
+    OrgKind.other: N_("其他"),
 }
 
 
@@ -42,16 +50,22 @@ class OrgRelation(enum.Enum):
 
     @property
     def label(self) -> str:
+        """The Chinese name (agreement documents, reports, the API)."""
         return ORG_RELATION_LABELS[self]
+
+    @property
+    def ui_label(self) -> str:
+        """The name in the interface language (screens)."""
+        return gettext(ORG_RELATION_LABELS[self])
 
 
 ORG_RELATION_LABELS = {
-    OrgRelation.group: "集团内部",
-    OrgRelation.company: "公司内部",
-    OrgRelation.government: "地方部门",
-    OrgRelation.industry: "行业单位",
-    OrgRelation.school: "学校",
-    OrgRelation.other: "其他",
+    OrgRelation.group: N_("集团内部"),
+    OrgRelation.company: N_("公司内部"),
+    OrgRelation.government: N_("地方部门"),
+    OrgRelation.industry: N_("行业单位"),
+    OrgRelation.school: N_("学校"),
+    OrgRelation.other: N_("其他"),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Optional
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 
 from coop.audit.operations import record
 from coop.extensions import db
@@ -11,7 +12,7 @@ from coop.orgs.models import Organization, OrgKind, OrgRelation
 
 
 class OrgInvalid(Exception):
-    """A refusal with a message meant for the person (Chinese)."""
+    """A refusal with a message meant for the person (in the interface language)."""
 
 
 EDITABLE_FIELDS = (
@@ -30,17 +31,17 @@ def _clean(fields: dict) -> dict:
             value = value.strip() or None
         out[key] = value
     if "name" in out and not out["name"]:
-        raise OrgInvalid("组织名称不能为空。")
+        raise OrgInvalid(_("组织名称不能为空。"))
     if "kind" in out and not isinstance(out["kind"], OrgKind):
         try:
             out["kind"] = OrgKind(out["kind"])
         except ValueError:
-            raise OrgInvalid("组织类型无效。") from None
+            raise OrgInvalid(_("组织类型无效。")) from None
     if "relation" in out and not isinstance(out["relation"], OrgRelation):
         try:
             out["relation"] = OrgRelation(out["relation"])
         except ValueError:
-            raise OrgInvalid("与集团的关系无效。") from None
+            raise OrgInvalid(_("与集团的关系无效。")) from None
     return out
 
 
@@ -52,7 +53,7 @@ def _check_unique_name(name: str, parent_id: Optional[int], exclude_id: Optional
     if exclude_id:
         stmt = stmt.where(Organization.id != exclude_id)
     if db.session.execute(stmt).first():
-        raise OrgInvalid(f"同一上级组织下已有名为“{name}”的组织。")
+        raise OrgInvalid(_("同一上级组织下已有名为“%(name)s”的组织。", name=name))
 
 
 def create_organization(*, actor, parent: Optional[Organization], **fields) -> Organization:
@@ -60,9 +61,9 @@ def create_organization(*, actor, parent: Optional[Organization], **fields) -> O
     data = _clean(fields)
     for required in ("name", "kind", "relation"):
         if not data.get(required):
-            raise OrgInvalid("请填写组织名称、类型和关系。")
+            raise OrgInvalid(_("请填写组织名称、类型和关系。"))
     if parent is not None and not parent.is_active:
-        raise OrgInvalid("不能在已停用的组织下新建组织。")
+        raise OrgInvalid(_("不能在已停用的组织下新建组织。"))
     _check_unique_name(data["name"], parent.id if parent else None)
     org = Organization(parent=parent, path="/", **data)
     db.session.add(org)
@@ -101,11 +102,11 @@ def update_organization(org: Organization, *, actor, **fields) -> Organization:
 def move_organization(org: Organization, new_parent: Optional[Organization], *, actor) -> Organization:
     """Move an organization (with its whole subtree) under another parent."""
     if new_parent is not None and new_parent.is_within(org):
-        raise OrgInvalid("不能把组织移动到它自己或它的下级组织之下。")
+        raise OrgInvalid(_("不能把组织移动到它自己或它的下级组织之下。"))
     if (new_parent.id if new_parent else None) == org.parent_id:
         return org
     if new_parent is not None and not new_parent.is_active:
-        raise OrgInvalid("不能移动到已停用的组织之下。")
+        raise OrgInvalid(_("不能移动到已停用的组织之下。"))
     _check_unique_name(org.name, new_parent.id if new_parent else None, exclude_id=org.id)
     old_path = org.path
     old_parent_id = org.parent_id
@@ -138,9 +139,9 @@ def set_organization_active(org: Organization, active: bool, *, actor) -> Organi
     if not active:
         live_children = [c for c in org.children if c.is_active]
         if live_children:
-            raise OrgInvalid("请先停用或移走它的下级组织：" + "、".join(c.name for c in live_children[:5]))
+            raise OrgInvalid(_("请先停用或移走它的下级组织：%(names)s", names=_("、").join(c.name for c in live_children[:5])))
     if active and org.parent is not None and not org.parent.is_active:
-        raise OrgInvalid("上级组织已停用，请先启用上级组织。")
+        raise OrgInvalid(_("上级组织已停用，请先启用上级组织。"))
     org.is_active = active
     record(
         "org.activate" if active else "org.deactivate",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from coop.auth.permissions import (
@@ -15,7 +16,9 @@ from coop.auth.permissions import (
     require,
 )
 from coop.extensions import db
+from coop.formatting import ui_indent
 from coop.forms import clean_text
+from coop.i18n import N_
 from coop.orgs import operations as ops
 from coop.orgs.forms import LogoForm, OrganizationForm
 from coop.orgs.models import Organization
@@ -23,7 +26,7 @@ from coop.web import add_nav
 
 bp = Blueprint("orgs", __name__, url_prefix="/orgs")
 
-add_nav("orgs.index", "组织", lambda u: True, order=60)
+add_nav("orgs.index", N_("组织"), lambda u: True, order=60)
 
 
 def _parent_choices(user, exclude: Organization | None = None):
@@ -31,11 +34,11 @@ def _parent_choices(user, exclude: Organization | None = None):
     root = None if user.is_admin else committee_scope_root(user)
     if root is not None:
         stmt = stmt.where(Organization.path.startswith(root.path))
-    choices = [] if root is not None else [("", "（顶级组织）")]
+    choices = [] if root is not None else [("", _("（顶级组织）"))]
     for o in db.session.execute(stmt).scalars():
         if exclude is not None and o.is_within(exclude):
             continue
-        choices.append((str(o.id), "　" * o.depth + o.name))
+        choices.append((str(o.id), ui_indent(o.depth) + o.name))
     return choices
 
 
@@ -97,7 +100,7 @@ def new():
     if form.validate_on_submit():
         parent = _chosen_parent(form)
         if not may_place_under(current_user, parent):
-            form.parent_id.errors.append("只能在您负责的组织范围内新建组织。")
+            form.parent_id.errors.append(_("只能在您负责的组织范围内新建组织。"))
         else:
             try:
                 org = ops.create_organization(actor=current_user, parent=parent, **_form_fields(form))
@@ -106,7 +109,7 @@ def new():
                 form.name.errors.append(str(exc))
             else:
                 db.session.commit()
-                flash(f"组织“{org.name}”已创建。", "success")
+                flash(_("组织“%(name)s”已创建。", name=org.name), "success")
                 return redirect(url_for("orgs.detail", org_id=org.id))
     return render_template("orgs/form.html", form=form, org=None)
 
@@ -123,9 +126,9 @@ def edit(org_id):
     if form.validate_on_submit():
         parent = _chosen_parent(form)
         if parent is None and not current_user.is_admin:
-            form.parent_id.errors.append("只有管理员可以设置顶级组织。")
+            form.parent_id.errors.append(_("只有管理员可以设置顶级组织。"))
         elif not may_place_under(current_user, parent):
-            form.parent_id.errors.append("只能移动到您负责的组织范围内。")
+            form.parent_id.errors.append(_("只能移动到您负责的组织范围内。"))
         else:
             try:
                 ops.update_organization(org, actor=current_user, **_form_fields(form))
@@ -135,7 +138,7 @@ def edit(org_id):
                 form.name.errors.append(str(exc))
             else:
                 db.session.commit()
-                flash("组织信息已保存。", "success")
+                flash(_("组织信息已保存。"), "success")
                 return redirect(url_for("orgs.detail", org_id=org.id))
     return render_template("orgs/form.html", form=form, org=org)
 
@@ -153,7 +156,7 @@ def set_active(org_id):
         flash(str(exc), "error")
     else:
         db.session.commit()
-        flash("组织已启用。" if active else "组织已停用（历史记录保留）。", "success")
+        flash(_("组织已启用。") if active else _("组织已停用（历史记录保留）。"), "success")
     return redirect(url_for("orgs.detail", org_id=org.id))
 
 
@@ -169,13 +172,13 @@ def upload_logo(org_id):
     form = LogoForm()
     file = request.files.get("logo")
     if not form.validate_on_submit() or file is None or not file.filename:
-        flash("请选择一张图片。", "error")
+        flash(_("请选择一张图片。"), "error")
         return redirect(url_for("orgs.detail", org_id=org.id))
     root = Path(current_app.config["UPLOAD_DIR"])
     try:
         checked = inspect_upload(file.read(), file.filename, max_bytes=2 * 1024 * 1024)
         if checked.kind != "image":
-            raise UploadRejected("品牌标识只能是图片（JPEG、PNG 或 WebP）。")
+            raise UploadRejected(_("品牌标识只能是图片（JPEG、PNG 或 WebP）。"))
     except UploadRejected as exc:
         flash(str(exc), "error")
         return redirect(url_for("orgs.detail", org_id=org.id))
@@ -189,7 +192,7 @@ def upload_logo(org_id):
         if stored.thumb_relative_path:
             delete_stored(root, stored.thumb_relative_path)
         raise
-    flash("品牌标识已更新。", "success")
+    flash(_("品牌标识已更新。"), "success")
     return redirect(url_for("orgs.detail", org_id=org.id))
 
 

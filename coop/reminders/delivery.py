@@ -18,15 +18,17 @@ from typing import Iterable, Optional
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.orm import selectinload
 
 from coop.auth.models import User
 from coop.extensions import db
-from coop.formatting import cn_date
+from coop.formatting import ui_date
+from coop.i18n import N_
 from coop.mail import MailSettings, build_message, format_address, send_messages
 from coop.reminders.models import (
-    KIND_LABELS,
     Delivery,
     DeliveryChannel,
     DeliveryStatus,
@@ -38,7 +40,7 @@ from coop.reminders.rules import endpoint_path, local_zone, setting
 
 logger = logging.getLogger(__name__)
 
-SUBJECT_PREFIX = "【党建共建】"
+SUBJECT_PREFIX = N_("【党建共建】")  # e-mails are written in the recipient's language (User.locale)
 UNSUBSCRIBE_ALL = "*"
 
 
@@ -320,19 +322,32 @@ def _claim(ids: list[int], token: str, now: datetime) -> set[int]:
 def _item(delivery: Delivery) -> dict:
     n = delivery.notification
     return {
-        "title": n.title if n else KIND_LABELS[delivery.kind],
+        "title": n.title if n else delivery.kind.ui_label,
         "body": n.body if n else "",
         "url": absolute_url(n.link if n else None),
         "kind": delivery.kind.value,
-        "kind_label": KIND_LABELS[delivery.kind],
+        "kind_label": delivery.kind.ui_label,
         "created_at": n.created_at if n else delivery.created_at,
         "mandatory": delivery.mandatory,
         "level": n.level if n else 0,
     }
 
 
+def _recipient_locale(user: User) -> str:
+    """The language the person chose for the interface (their e-mails follow it), else the platform's."""
+    locales = current_app.config["LOCALES"]
+    return user.locale if user.locale in locales else current_app.config["DEFAULT_LOCALE"]
+
+
 def _compose(user: User, deliveries: list[Delivery], digest_mode: Optional[EmailMode], now: datetime) -> list[_Message]:
-    """Turn one person's claimed rows into e-mails: a digest, single notices, or one catch-up summary."""
+    """Turn one person's claimed rows into e-mails in their language (the notices' own titles and texts stay
+    as stored): a digest, single notices, or one catch-up summary."""
+    with force_locale(_recipient_locale(user)):
+        return _compose_in_locale(user, deliveries, digest_mode, now)
+
+
+def _compose_in_locale(user: User, deliveries: list[Delivery], digest_mode: Optional[EmailMode],
+                       now: datetime) -> list[_Message]:
     prefs_url = absolute_url(endpoint_path("auth.profile", "/profile") + "#notification-settings")
     centre_url = absolute_url(endpoint_path("reminders.index", "/notifications"))
     local_now = now.astimezone(local_zone())
@@ -344,24 +359,29 @@ def _compose(user: User, deliveries: list[Delivery], digest_mode: Optional[Email
         optional = any(not d.mandatory for d in rows)
         unsub = unsubscribe_url(user.id, UNSUBSCRIBE_ALL) if optional else None
         ctx = dict(user=user, items=items, heading=heading, prefs_url=prefs_url, centre_url=centre_url,
-                   unsubscribe_url=unsub, today=cn_date(local_now.date()))
+                   unsubscribe_url=unsub, today=ui_date(local_now.date()))
         return _Message(user.id, recipient, [d.id for d in rows], subject, sorted({d.kind.value for d in rows}),
                         [d.key for d in rows], digest, _build(recipient, subject, "emails/digest", ctx, unsub))
 
     if digest_mode is not None:
-        label = "每日" if digest_mode is EmailMode.daily else "每周"
-        heading = f"{label}提醒摘要（{cn_date(local_now.date())}）"
-        messages.append(summary(deliveries, heading, f"{SUBJECT_PREFIX}{label}提醒摘要：{len(deliveries)}条待办", True))
+        today, count = ui_date(local_now.date()), len(deliveries)
+        if digest_mode is EmailMode.daily:
+            heading = _("每日提醒摘要（%(date)s）", date=today)
+            subject = _("每日提醒摘要：%(n)s条待办", n=count)
+        else:
+            heading = _("每周提醒摘要（%(date)s）", date=today)
+            subject = _("每周提醒摘要：%(n)s条待办", n=count)
+        messages.append(summary(deliveries, heading, _(SUBJECT_PREFIX) + subject, True))
         return messages
     if len(deliveries) > int(setting("REMINDER_IMMEDIATE_MAX")):
         # Many at once (after downtime, or when quiet hours end): one summary, not a flood.
-        heading = f"您有{len(deliveries)}条新的提醒"
-        messages.append(summary(deliveries, heading, f"{SUBJECT_PREFIX}您有{len(deliveries)}条新的提醒", False))
+        heading = _("您有%(n)s条新的提醒", n=len(deliveries))
+        messages.append(summary(deliveries, heading, _(SUBJECT_PREFIX) + heading, False))
         return messages
     for d in deliveries:
         item = _item(d)
         unsub = None if d.mandatory else unsubscribe_url(user.id, d.kind.value)
-        subject = SUBJECT_PREFIX + item["title"]
+        subject = _(SUBJECT_PREFIX) + item["title"]
         ctx = dict(user=user, item=item, prefs_url=prefs_url, centre_url=centre_url, unsubscribe_url=unsub)
         messages.append(_Message(user.id, recipient, [d.id], subject, [d.kind.value], [d.key], False,
                                  _build(recipient, subject, "emails/reminder", ctx, unsub)))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import time
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import RadioField, StringField
 from wtforms.validators import ValidationError
@@ -19,7 +21,7 @@ def _parse_time(text: str | None) -> time | None:
         hour, minute = text.split(":", 1)
         return time(int(hour), int(minute))
     except (ValueError, OverflowError):  # OverflowError: "99999999999999999999:00"
-        raise ValidationError("请按 22:00 这样的格式填写时间。") from None
+        raise ValidationError(_("请按 22:00 这样的格式填写时间。")) from None
 
 
 class ClockField(StringField):
@@ -44,31 +46,31 @@ class ClockField(StringField):
 
 
 class KindsField(MultiCheckboxField):
-    """Checkboxes of reminder kinds, refusing unknown (or mandatory) kinds in Chinese."""
+    """Checkboxes of reminder kinds, refusing unknown (or mandatory) kinds."""
 
     def pre_validate(self, form):
         allowed = {value for value, _label in self.choices}
         if any(value not in allowed for value in self.data or ()):
-            raise ValidationError("包含无效或不可关闭的提醒类型。")
+            raise ValidationError(_("包含无效或不可关闭的提醒类型。"))
 
 
 class PreferencesForm(FlaskForm):
     """E-mail mode, quiet hours and the optional kinds wanted by e-mail."""
 
     email_mode = RadioField(
-        "邮件提醒方式",
-        choices=[(m.value, EMAIL_MODE_LABELS[m]) for m in EmailMode],
+        _l("邮件提醒方式"),
+        choices=[(m.value, _l(EMAIL_MODE_LABELS[m])) for m in EmailMode],
         default=EmailMode.daily.value,
     )
-    quiet_start = ClockField("免打扰开始")
-    quiet_end = ClockField("免打扰结束")
+    quiet_start = ClockField(_l("免打扰开始"))
+    quiet_end = ClockField(_l("免打扰结束"))
     email_kinds = KindsField(
-        "通过邮件接收以下提醒",
-        choices=[(k.value, KIND_LABELS[k]) for k in ReminderKind if k not in MANDATORY_KINDS],
+        _l("通过邮件接收以下提醒"),
+        choices=[(k.value, _l(KIND_LABELS[k])) for k in ReminderKind if k not in MANDATORY_KINDS],
     )
 
     def validate_quiet_end(self, field):
         if (self.quiet_start.data is None) != (field.data is None):
-            raise ValidationError("请同时填写开始和结束时间，或都留空。")
+            raise ValidationError(_("请同时填写开始和结束时间，或都留空。"))
         if field.data is not None and field.data == self.quiet_start.data:
-            raise ValidationError("开始和结束时间不能相同。")
+            raise ValidationError(_("开始和结束时间不能相同。"))

@@ -13,10 +13,12 @@ from datetime import datetime, time
 from typing import TYPE_CHECKING, Optional
 
 import sqlalchemy as sa
+from flask_babel import gettext
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from coop.db import UTCDateTime, enum_column, now_utc
 from coop.extensions import db
+from coop.i18n import N_
 
 if TYPE_CHECKING:
     from coop.auth.models import User
@@ -35,19 +37,25 @@ class ReminderKind(enum.Enum):
 
     @property
     def label(self) -> str:
+        """The Chinese name (stored notices, the API)."""
         return KIND_LABELS[self]
+
+    @property
+    def ui_label(self) -> str:
+        """The name in the interface language (screens, e-mails)."""
+        return gettext(KIND_LABELS[self])
 
 
 KIND_LABELS = {
-    ReminderKind.activity_upcoming: "活动即将开展",
-    ReminderKind.confirmation_pending: "伙伴登记的活动待确认",
-    ReminderKind.confirmation_overdue: "活动逾期未确认（督办）",
-    ReminderKind.agreement_inactive: "协议长期未开展活动",
-    ReminderKind.commitment_behind: "约定进度滞后",
-    ReminderKind.signature_pending: "协议待本组织签署",
-    ReminderKind.signature_overdue: "协议逾期未签署（督办）",
-    ReminderKind.agreement_expiring: "协议即将到期",
-    ReminderKind.report_ready: "月度报告已生成",
+    ReminderKind.activity_upcoming: N_("活动即将开展"),
+    ReminderKind.confirmation_pending: N_("伙伴登记的活动待确认"),
+    ReminderKind.confirmation_overdue: N_("活动逾期未确认（督办）"),
+    ReminderKind.agreement_inactive: N_("协议长期未开展活动"),
+    ReminderKind.commitment_behind: N_("约定进度滞后"),
+    ReminderKind.signature_pending: N_("协议待本组织签署"),
+    ReminderKind.signature_overdue: N_("协议逾期未签署（督办）"),
+    ReminderKind.agreement_expiring: N_("协议即将到期"),
+    ReminderKind.report_ready: N_("月度报告已生成"),
 }
 
 # Kinds a person can never switch off for their own organization (the issue: "a signature for your
@@ -64,14 +72,20 @@ class EmailMode(enum.Enum):
 
     @property
     def label(self) -> str:
+        """The Chinese name (audit summaries)."""
         return EMAIL_MODE_LABELS[self]
+
+    @property
+    def ui_label(self) -> str:
+        """The name in the interface language (the settings form)."""
+        return gettext(EMAIL_MODE_LABELS[self])
 
 
 EMAIL_MODE_LABELS = {
-    EmailMode.immediate: "立即发送",
-    EmailMode.daily: "每日摘要",
-    EmailMode.weekly: "每周摘要（周一）",
-    EmailMode.off: "不发邮件（必需的通知除外）",
+    EmailMode.immediate: N_("立即发送"),
+    EmailMode.daily: N_("每日摘要"),
+    EmailMode.weekly: N_("每周摘要（周一）"),
+    EmailMode.off: N_("不发邮件（必需的通知除外）"),
 }
 
 

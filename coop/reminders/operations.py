@@ -12,6 +12,7 @@ from datetime import time
 from typing import Iterable, Optional
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 
 from coop.audit.operations import record
 from coop.auth.models import User
@@ -30,7 +31,7 @@ from coop.reminders.models import (
 
 
 class ReminderRefused(Exception):
-    """A refused change, with a message for people (Chinese)."""
+    """A refused change, with a message for people (in the interface language)."""
 
 
 # --- the notification centre ---------------------------------------------------------------------------
@@ -48,7 +49,7 @@ def unread_count(user: User) -> int:
 def mark_read(user: User, notification: Notification) -> None:
     """Mark one of the person's own notices as read (already read: unchanged)."""
     if notification.user_id != user.id:
-        raise ReminderRefused("只能处理自己的通知。")
+        raise ReminderRefused(_("只能处理自己的通知。"))
     if notification.read_at is None:
         notification.read_at = now_utc()
         db.session.flush()
@@ -95,14 +96,14 @@ def save_preferences(
 ) -> NotificationPreference:
     """Store how the person wants e-mail. `email_kinds` lists the optional kinds they still want by e-mail."""
     if (quiet_start is None) != (quiet_end is None):
-        raise ReminderRefused("免打扰时段需要同时填写开始和结束时间，或都不填。")
+        raise ReminderRefused(_("免打扰时段需要同时填写开始和结束时间，或都不填。"))
     if quiet_start is not None and quiet_start == quiet_end:
-        raise ReminderRefused("免打扰时段的开始和结束时间不能相同。")
+        raise ReminderRefused(_("免打扰时段的开始和结束时间不能相同。"))
     wanted = set(email_kinds)
     allowed = {k.value for k in optional_kinds()}
     unknown = wanted - allowed
     if unknown:
-        raise ReminderRefused("包含无效的提醒类型。")
+        raise ReminderRefused(_("包含无效的提醒类型。"))
     row = _preference_row(user)
     row.email_mode = email_mode
     row.quiet_start, row.quiet_end = quiet_start, quiet_end
@@ -119,7 +120,8 @@ def save_preferences(
 
 def unsubscribe(user: User, scope: str) -> str:
     """Stop one optional kind of e-mail (scope = kind value) or every optional e-mail ("*"); returns what
-    changed, in Chinese. Mandatory kinds cannot be unsubscribed."""
+    changed, in Chinese (it goes into the audit log; the unsubscribe page says it in the reader's language).
+    Mandatory kinds cannot be unsubscribed."""
     row = _preference_row(user)
     if scope == UNSUBSCRIBE_ALL:
         row.email_mode = EmailMode.off
@@ -128,9 +130,9 @@ def unsubscribe(user: User, scope: str) -> str:
         try:
             kind = ReminderKind(scope)
         except ValueError:
-            raise ReminderRefused("退订链接无效。") from None
+            raise ReminderRefused(_("退订链接无效。")) from None
         if kind in MANDATORY_KINDS:
-            raise ReminderRefused("此类通知关系到本组织须办理的事项，无法退订。")
+            raise ReminderRefused(_("此类通知关系到本组织须办理的事项，无法退订。"))
         row.disabled_kinds = sorted(set(row.disabled_kinds or ()) | {kind.value})
         summary = f"已停止发送“{KIND_LABELS[kind]}”类邮件，站内通知照常保留。"
     db.session.flush()

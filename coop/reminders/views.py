@@ -4,7 +4,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from coop.auth.models import User
@@ -16,7 +18,7 @@ from coop.reminders import ical
 from coop.reminders import operations as ops
 from coop.reminders.delivery import UNSUBSCRIBE_ALL, absolute_url, effective_preferences, parse_unsubscribe_token
 from coop.reminders.forms import PreferencesForm
-from coop.reminders.models import KIND_LABELS, MANDATORY_KINDS, EmailMode, Notification, ReminderKind
+from coop.reminders.models import MANDATORY_KINDS, EmailMode, Notification, ReminderKind
 from coop.web import page_arg
 
 bp = Blueprint("reminders", __name__)
@@ -44,7 +46,7 @@ def notification_settings(user: User) -> dict:
     return {
         "form": form,
         "feed": ops.live_feed(user),
-        "mandatory": [KIND_LABELS[k] for k in ReminderKind if k in MANDATORY_KINDS],
+        "mandatory": [k.ui_label for k in ReminderKind if k in MANDATORY_KINDS],
         "has_email": bool(user.email),
     }
 
@@ -115,7 +117,7 @@ def mark_all_read():
     """Mark every notice of the signed-in person read."""
     count = ops.mark_all_read(current_user)
     db.session.commit()
-    flash(f"已将 {count} 条通知标为已读。" if count else "没有未读通知。", "success")
+    flash(_("已将 %(n)s 条通知标为已读。", n=count) if count else _("没有未读通知。"), "success")
     return redirect(url_for("reminders.index"))
 
 
@@ -138,7 +140,7 @@ def save_settings():
             flash(str(exc), "error")
         else:
             db.session.commit()
-            flash("提醒设置已保存。", "success")
+            flash(_("提醒设置已保存。"), "success")
     else:
         for errors in form.errors.values():
             for e in errors:
@@ -164,9 +166,9 @@ def revoke_feed():
     """Stop the calendar feed."""
     if ops.revoke_calendar_feed(current_user):
         db.session.commit()
-        flash("日历订阅链接已停用，已订阅的日历将不再更新。", "success")
+        flash(_("日历订阅链接已停用，已订阅的日历将不再更新。"), "success")
     else:
-        flash("当前没有启用的日历订阅链接。", "info")
+        flash(_("当前没有启用的日历订阅链接。"), "info")
     return redirect(url_for("auth.profile") + "#notification-settings")
 
 
@@ -202,8 +204,25 @@ def _unsubscribe_target(token: str):
     scope = parsed[1]
     if scope != UNSUBSCRIBE_ALL and ReminderKind(scope) in MANDATORY_KINDS:
         abort(404)
-    label = "全部提醒邮件（必需的通知除外）" if scope == UNSUBSCRIBE_ALL else f"“{KIND_LABELS[ReminderKind(scope)]}”类邮件"
-    return user, scope, label
+    return user, scope
+
+
+def _unsubscribe_texts(scope: str) -> tuple[str, str]:
+    """What the page asks about and what it says once done, in the interface language."""
+    if scope == UNSUBSCRIBE_ALL:
+        return _("全部提醒邮件（必需的通知除外）"), _("已停止发送提醒邮件（必需的通知除外），站内通知照常保留。")
+    kind = ReminderKind(scope).ui_label
+    return (_("“%(kind)s”类邮件", kind=kind),
+            _("已停止发送“%(kind)s”类邮件，站内通知照常保留。", kind=kind))
+
+
+def _reader_locale(user: User) -> str:
+    """The page reached from an e-mail speaks the recipient's language, unless this browser chose one."""
+    locales = current_app.config["LOCALES"]
+    for choice in (session.get("lang"), user.locale):
+        if choice in locales:
+            return choice
+    return current_app.config["DEFAULT_LOCALE"]
 
 
 # Mail clients' one-click unsubscribe (RFC 8058) POSTs "List-Unsubscribe=One-Click" without a session or a
@@ -212,13 +231,15 @@ def _unsubscribe_target(token: str):
 @csrf.exempt
 def unsubscribe(token):
     """GET asks (changes nothing, mail scanners follow links); POST unsubscribes."""
-    user, scope, label = _unsubscribe_target(token)
-    if request.method == "POST":
-        try:
-            summary = ops.unsubscribe(user, scope)
-        except ops.ReminderRefused as exc:
-            db.session.rollback()
-            return render_template("reminders/unsubscribe.html", user=user, label=label, error=str(exc)), 400
-        db.session.commit()
-        return render_template("reminders/unsubscribe.html", user=user, label=label, done=summary)
-    return render_template("reminders/unsubscribe.html", user=user, label=label)
+    user, scope = _unsubscribe_target(token)
+    with force_locale(_reader_locale(user)):
+        label, done = _unsubscribe_texts(scope)
+        if request.method == "POST":
+            try:
+                ops.unsubscribe(user, scope)  # its Chinese summary goes to the audit log
+            except ops.ReminderRefused as exc:
+                db.session.rollback()
+                return render_template("reminders/unsubscribe.html", user=user, label=label, error=str(exc)), 400
+            db.session.commit()
+            return render_template("reminders/unsubscribe.html", user=user, label=label, done=done)
+        return render_template("reminders/unsubscribe.html", user=user, label=label)

@@ -30,11 +30,18 @@ def axis_step(peak: int, ticks: int = 4) -> int:
     return raw
 
 
-def monthly_bars_svg(points: Sequence, *, width: int = 640, height: int = 170, label: str = "近12个月活动开展情况") -> Markup:
+LEGEND = ("已确认", "待确认或有异议", "柱顶数字为当月开展活动次数")
+
+
+def monthly_bars_svg(points: Sequence, *, width: int = 640, height: int = 170, label: str = "近12个月活动开展情况",
+                     labels: Sequence[str] | None = None, legend: Sequence[str] = LEGEND) -> Markup:
     """A bar per month: held activities, the confirmed part dark, the rest light, the count on top.
 
-    `points` are objects with .label, .held and .confirmed (queries.MonthPoint).
+    `points` are objects with .label, .held and .confirmed (queries.MonthPoint). PDFs draw the Chinese texts;
+    screens in another language pass `label`, the month `labels` and the three `legend` texts translated.
     """
+    labels = [p.label for p in points] if labels is None else list(labels)
+    confirmed_text, other_text, note_text = legend
     left, right, top, bottom = 30, 8, 16, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     n = max(1, len(points))
@@ -72,15 +79,17 @@ def monthly_bars_svg(points: Sequence, *, width: int = 640, height: int = 170, l
                 f'height="{y(0) - y(p.confirmed):.1f}" fill="{CONFIRMED_FILL}"/>'
             )
         parts.append(f'<text x="{cx:.1f}" y="{y(p.held) - 3:.1f}" text-anchor="middle" fill="#000">{p.held}</text>')
-        parts.append(f'<text x="{cx:.1f}" y="{top + plot_h + 14:.1f}" text-anchor="middle" fill="#000">{escape(p.label)}</text>')
+        parts.append(f'<text x="{cx:.1f}" y="{top + plot_h + 14:.1f}" text-anchor="middle" fill="#000">{escape(labels[i])}</text>')
     parts.append(f'<line x1="{left}" y1="{y(0):.1f}" x2="{width - right}" y2="{y(0):.1f}" stroke="{AXIS}" stroke-width="1"/>')
     # Legend under the axis labels.
     ly = height - 8
     parts.append(f'<rect x="{left}" y="{ly - 9}" width="10" height="10" fill="{CONFIRMED_FILL}"/>')
-    parts.append(f'<text x="{left + 14}" y="{ly}" fill="#000">已确认</text>')
-    parts.append(f'<rect x="{left + 64}" y="{ly - 9}" width="10" height="10" fill="{OTHER_FILL}" stroke="{CONFIRMED_FILL}" stroke-width="0.6"/>')
-    parts.append(f'<text x="{left + 78}" y="{ly}" fill="#000">待确认或有异议</text>')
-    parts.append(f'<text x="{width - right}" y="{ly}" text-anchor="end" fill="{AXIS}">柱顶数字为当月开展活动次数</text>')
+    # The second key starts after the first one's text (Chinese: 3 characters; other languages are longer).
+    second = left + max(64, round(14 + text_width_em(confirmed_text) * 11 + 12))
+    parts.append(f'<text x="{left + 14}" y="{ly}" fill="#000">{escape(confirmed_text)}</text>')
+    parts.append(f'<rect x="{second}" y="{ly - 9}" width="10" height="10" fill="{OTHER_FILL}" stroke="{CONFIRMED_FILL}" stroke-width="0.6"/>')
+    parts.append(f'<text x="{second + 14}" y="{ly}" fill="#000">{escape(other_text)}</text>')
+    parts.append(f'<text x="{width - right}" y="{ly}" text-anchor="end" fill="{AXIS}">{escape(note_text)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))  # every text from data goes through escape() above  # nosec B704
 

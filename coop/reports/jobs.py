@@ -25,6 +25,7 @@ from coop.audit.operations import record
 from coop.db import now_utc, set_sqlite_read_only
 from coop.extensions import db
 from coop.formatting import local_tz
+from coop.jobs import start_in_thread
 from coop.reports import operations as ops
 from coop.reports.models import ReportRun, RunStatus
 from coop.reports.queries import last_completed_month
@@ -243,14 +244,4 @@ def execute_report_run(run_id: int, *, processes: int | None = None) -> None:
 
 def launch_report_run(app, run_id: int) -> threading.Thread:
     """Start a committed ReportRun in a background thread of this process (the request returns at once)."""
-
-    def target():
-        with app.app_context():
-            try:
-                execute_report_run(run_id)
-            finally:
-                db.session.remove()
-
-    thread = threading.Thread(target=target, name=f"report-run-{run_id}", daemon=True)
-    thread.start()
-    return thread
+    return start_in_thread(app, f"report-run-{run_id}", execute_report_run, run_id)

@@ -10,10 +10,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Optional
 
 import sqlalchemy as sa
+from flask_babel import gettext
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from coop.db import UTCDateTime, enum_column, now_utc
 from coop.extensions import db
+from coop.i18n import N_
 
 if TYPE_CHECKING:
     from agreements.models import Agreement
@@ -29,13 +31,19 @@ class ReportKind(enum.Enum):
 
     @property
     def label(self) -> str:
+        """The Chinese name (stored text, exports)."""
         return REPORT_KIND_LABELS[self]
+
+    @property
+    def ui_label(self) -> str:
+        """The name in the interface language (screens)."""
+        return gettext(REPORT_KIND_LABELS[self])
 
 
 REPORT_KIND_LABELS = {
-    ReportKind.agreement: "协议月度报告",
-    ReportKind.organization: "组织月度报告",
-    ReportKind.committee: "党委月度报告",
+    ReportKind.agreement: N_("协议月度报告"),
+    ReportKind.organization: N_("组织月度报告"),
+    ReportKind.committee: N_("党委月度报告"),
 }
 
 
@@ -110,7 +118,16 @@ class RunStatus(enum.Enum):
 
     @property
     def label(self) -> str:
-        return {"running": "进行中", "done": "已完成", "failed": "失败"}[self.value]
+        """The Chinese name."""
+        return RUN_STATUS_LABELS[self.value]
+
+    @property
+    def ui_label(self) -> str:
+        """The name in the interface language (the progress page and its polling)."""
+        return gettext(RUN_STATUS_LABELS[self.value])
+
+
+RUN_STATUS_LABELS = {"running": N_("进行中"), "done": N_("已完成"), "failed": N_("失败")}
 
 
 class ReportRun(db.Model):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -24,7 +25,7 @@ from agreements.models import Agreement, AgreementParty
 from coop.audit.operations import record
 from coop.db import now_utc
 from coop.extensions import db
-from coop.formatting import local_today
+from coop.formatting import local_today, ui_month
 from coop.orgs.models import Organization
 from coop.reports import queries
 from coop.reports.models import MonthlyReport, ReportKind, ReportRun, RunStatus, subject_key
@@ -36,7 +37,7 @@ STALE_RUN_AFTER = timedelta(minutes=15)
 
 
 class ReportError(Exception):
-    """A refusal fit to show to the user (Chinese)."""
+    """A refusal fit to show to the user (in the interface language; Chinese outside a request)."""
 
 
 # --- subjects ----------------------------------------------------------------------------------------
@@ -94,14 +95,14 @@ def subject_for(kind: ReportKind, subject_id: int | None) -> tuple[Subject, Agre
     if kind is ReportKind.agreement:
         agreement = db.session.get(Agreement, subject_id) if subject_id is not None else None
         if agreement is None:
-            raise ReportError("协议不存在。")
+            raise ReportError(_("协议不存在。"))
         return agreement_subject(agreement), agreement
     org = db.session.get(Organization, subject_id) if subject_id is not None else None
     if subject_id is not None and org is None:
-        raise ReportError("组织不存在。")
+        raise ReportError(_("组织不存在。"))
     if kind is ReportKind.organization:
         if org is None:
-            raise ReportError("组织报告需要指定组织。")
+            raise ReportError(_("组织报告需要指定组织。"))
         return organization_subject(org), org
     return committee_subject(org), org
 
@@ -224,9 +225,9 @@ def check_month_reportable(year: int, month: int, today: date | None = None) -> 
     """Refuse months that have not ended yet (a report is made only for a completed month)."""
     last_y, last_m = queries.last_completed_month(today or local_today())
     if (year, month) > (last_y, last_m):
-        raise ReportError(f"{year}年{month}月尚未结束，只能为已结束的月份生成报告。")
+        raise ReportError(_("%(month)s尚未结束，只能为已结束的月份生成报告。", month=ui_month(year, month)))
     if year < 2000:
-        raise ReportError("月份无效。")
+        raise ReportError(_("月份无效。"))
 
 
 def generate_report(kind: ReportKind, subject_id: int | None, year: int, month: int, *, actor=None) -> MonthlyReport:
@@ -239,7 +240,7 @@ def generate_report(kind: ReportKind, subject_id: int | None, year: int, month: 
             sa.select(Agreement.id).where(Agreement.id == obj.id, queries.active_in_month_filter(first, last))
         ).first()
         if in_force is None:
-            raise ReportError(f"该协议在{year}年{month}月不在有效期内（或尚未生效），没有可报告的内容。")
+            raise ReportError(_("该协议在%(month)s不在有效期内（或尚未生效），没有可报告的内容。", month=ui_month(year, month)))
     version = existing_versions(year, month).get(subject.key, 0) + 1
     made_at = now_utc()
     rendered, title = render_subject(subject, year, month, version=version, generated_at=made_at)
@@ -273,7 +274,7 @@ def start_report_run(year: int, month: int, *, actor, force: bool = False) -> Re
             run.finished_at = now_utc()
             run.message = "已中断（处理进程已停止），可重新生成"
         else:
-            raise ReportError(f"{run.year}年{run.month}月的批量生成正在进行，请等待其完成。")
+            raise ReportError(_("%(month)s的批量生成正在进行，请等待其完成。", month=ui_month(run.year, run.month)))
     run = ReportRun(year=year, month=month, force=force, status=RunStatus.running, created_by_id=actor.id,
                     message="等待开始")
     db.session.add(run)

@@ -35,13 +35,15 @@ from coop.activities.models import (
 )
 from coop.categories import CATEGORY_CODES
 from coop.extensions import db
+from coop.i18n import N_
 
+# Chinese (PDFs, spreadsheets, the API); screens translate them where shown: {{ _(label) }}.
 STATUS_LABELS = {
-    "done": "已完成",
-    "on_track": "进度正常",
-    "behind": "进度滞后",
-    "none": "尚未开展",
-    "na": "未作约定",
+    "done": N_("已完成"),
+    "on_track": N_("进度正常"),
+    "behind": N_("进度滞后"),
+    "none": N_("尚未开展"),
+    "na": N_("未作约定"),
 }
 
 

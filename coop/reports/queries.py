@@ -29,8 +29,10 @@ from coop.auth.models import Role, User, UserRole
 from coop.categories import CATEGORIES, CATEGORY_BY_CODE
 from coop.extensions import db
 from coop.formatting import local_today, local_tz
+from coop.i18n import N_
 from coop.orgs.models import Organization
 from coop.reports import progress as pg
+from coop.reports.uitext import UiText
 
 # Status symbols go with colours so a report printed in grey still reads (legend on every report).
 STATUS_SYMBOLS = {"done": "✓", "on_track": "○", "behind": "▲", "none": "×", "na": "—"}
@@ -473,10 +475,12 @@ def _one_sided_reason(agreement: Agreement, signals: pg.PairingSignals) -> str:
     if signals.dominant_org_id is not None:
         total = sum(signals.entries.values())
         mine = signals.entries[signals.dominant_org_id]
-        reasons.append(f"近{pg.ONE_SIDED_WINDOW_DAYS}天{total}条记录中{mine}条由{names[signals.dominant_org_id]}录入")
+        reasons.append(UiText(N_("近%(days)s天%(total)s条记录中%(mine)s条由%(org)s录入"), days=pg.ONE_SIDED_WINDOW_DAYS,
+                              total=total, mine=mine, org=names[signals.dominant_org_id]))
     for org_id in signals.silent_partner_ids:
-        reasons.append(f"{names[org_id]}从未确认对方录入的活动")
-    return "；".join(reasons)
+        reasons.append(UiText(N_("%(org)s从未确认对方录入的活动"), org=names[org_id]))
+    # UiText: Chinese as it is (PDFs, the API), in the reader's language on screens (|ui_text).
+    return UiText.join(N_("；"), reasons)
 
 
 def _summaries(agreements: list[Agreement], period: Period, *, with_liaisons: bool = False) -> list[AgreementSummary]:
@@ -488,22 +492,25 @@ def _summaries(agreements: list[Agreement], period: Period, *, with_liaisons: bo
         rows = [CategoryRow.from_progress(per_cat[c.code]) for c in CATEGORIES]
         overall = pg.overall_status(per_cat)
         committed = [r for r in rows if r.target > 0]
-        lagging = [f"{r.name} {r.year_to_date}/{r.target}" for r in rows if r.status in ("behind", "none")]
+        lagging = [UiText.plain("%(category)s %(done)s/%(target)s", category=UiText(r.name), done=r.year_to_date,
+                                target=r.target) for r in rows if r.status in ("behind", "none")]
         s = signals[a.id]
         parties = _parties(a, with_liaisons)
-        party_names = "、".join(p.short_name for p in parties)
+        party_names = UiText.join(N_("、"), [p.short_name for p in parties])
         held = sum(r.held for r in rows)
         confirmed = sum(r.confirmed for r in rows)
         ytd = sum(r.year_to_date for r in committed)
         target = sum(r.target for r in committed)
         one_sided_reason = _one_sided_reason(a, s)
-        line = f"本月开展{held}次（已确认{confirmed}次），约定事项年度累计{ytd}/{target}，{pg.STATUS_LABELS[overall]}"
+        # The one-line summary, as UiText pieces: the same Chinese as ever, translatable on screens.
+        line = [UiText(N_("本月开展%(held)s次（已确认%(confirmed)s次），约定事项年度累计%(ytd)s/%(target)s，%(status)s"),
+                       held=held, confirmed=confirmed, ytd=ytd, target=target, status=UiText(pg.STATUS_LABELS[overall]))]
         if lagging:
-            line += "；落后事项：" + "，".join(lagging)
+            line.append(UiText(N_("落后事项：%(items)s"), items=UiText.join(N_("，"), lagging)))
         if s.stalled:
-            line += f"；已{s.days_silent}天无活动"
+            line.append(UiText(N_("已%(days)s天无活动"), days=s.days_silent))
         if one_sided_reason:
-            line += "；" + one_sided_reason
+            line.append(one_sided_reason)
         out.append(AgreementSummary(
             agreement_id=a.id, title=a.title, number=a.number or "", status=a.status.value,
             status_label=a.status.label, starts_on=a.starts_on, ends_on=a.ends_on, parties=parties,
@@ -512,7 +519,7 @@ def _summaries(agreements: list[Agreement], period: Period, *, with_liaisons: bo
             pending=sum(r.pending for r in rows), disputed=sum(r.disputed for r in rows),
             year_to_date=ytd, target=target, lagging=lagging, last_held_on=s.last_held_on,
             days_silent=s.days_silent, stalled=s.stalled, one_sided=s.one_sided,
-            one_sided_reason=one_sided_reason, one_line=line + "。",
+            one_sided_reason=one_sided_reason, one_line=UiText(N_("%(text)s。"), text=UiText.join(N_("；"), line)),
         ))
     return out
 
@@ -533,15 +540,17 @@ def _activity_stmt(agreement_ids: list[int]):
 
 
 def _note(act: Activity) -> str:
+    """Who still has to confirm, or the dispute's reasons (a UiText: Chinese, translatable on screens)."""
     if act.confirmation is ConfirmationState.disputed:
         parts = [
-            f"{_org_short(c.organization)}有异议" + (f"：{c.comment.strip()}" if (c.comment or "").strip() else "")
+            UiText(N_("%(org)s有异议：%(comment)s"), org=_org_short(c.organization), comment=c.comment.strip())
+            if (c.comment or "").strip() else UiText(N_("%(org)s有异议"), org=_org_short(c.organization))
             for c in act.confirmations if c.state is ConfirmationState.disputed
         ]
-        return "；".join(parts) or "有异议"
+        return UiText.join(N_("；"), parts) if parts else UiText(N_("有异议"))
     if act.confirmation is ConfirmationState.pending and act.status is ActivityStatus.held:
         waiting = [_org_short(c.organization) for c in act.confirmations if c.state is ConfirmationState.pending]
-        return ("待" + "、".join(waiting) + "确认") if waiting else "待确认"
+        return UiText(N_("待%(orgs)s确认"), orgs=UiText.join(N_("、"), waiting)) if waiting else UiText(N_("待确认"))
     return ""
 
 
@@ -727,7 +736,7 @@ def committee_report_data(root: Organization | None, year: int, month: int, *, a
     prev_agreements = [a for a in agreements if a.starts_on <= prev_last]
     prev_progress = pg.agreement_progress(prev_agreements, prev_first, prev_last)
     prev_counts = Counter(pg.overall_status(p) for p in prev_progress.values())
-    scope_name = root.name if root is not None else "全平台"
+    scope_name = root.name if root is not None else UiText(N_("全平台"))
     return CommitteeReportData(
         kind="committee", period=period, title=report_title("committee", scope_name, period),
         subject_name=scope_name, heading=report_heading("committee", period),

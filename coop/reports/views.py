@@ -5,16 +5,18 @@ from datetime import date
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from agreements.models import Agreement
 from coop.auth.permissions import committee_scope_root, get_or_404, require
 from coop.extensions import db
-from coop.formatting import local_today
+from coop.formatting import local_today, ui_is_english, ui_month
+from coop.i18n import N_
 from coop.orgs.models import Organization
 from coop.reports import jobs, operations as ops, queries
 from coop.reports.charts import monthly_bars_svg
-from coop.reports.models import REPORT_KIND_LABELS, MonthlyReport, ReportKind, ReportRun
+from coop.reports.models import REPORT_KIND_LABELS, MonthlyReport, ReportKind, ReportRun, RunStatus
 from coop.reports.pdf import thumbnail_data_uri
 from coop.reports.permissions import (
     can_run_month_batch,
@@ -24,13 +26,51 @@ from coop.reports.permissions import (
     visible_reports_filter,
 )
 from coop.reports.progress import STATUS_LABELS, month_bounds
+from coop.reports.uitext import ui_text
 from coop.web import add_nav, page_arg
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
-add_nav("reports.index", "月度报告", can_see_reports, order=45)
+add_nav("reports.index", N_("月度报告"), can_see_reports, order=45)
 
 PER_PAGE = 30
+
+
+@bp.app_template_filter("ui_text")
+def _ui_text_filter(value):
+    """Report and cockpit texts computed once in Chinese (coop.reports.uitext), in the reader's language."""
+    return ui_text(value)
+
+
+# --- screens in the interface language (the data and the PDFs stay Chinese) -------------------------------
+
+# The second line of a report's title (queries.REPORT_NOUNS), for screens.
+_UI_HEADINGS = {
+    "agreement": N_("%(month)s结对共建月度报告"),
+    "organization": N_("%(month)s党建共建月度报告"),
+    "committee": N_("%(month)s党建共建工作月度报告"),
+}
+_EN_MONTHS_SHORT = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _ui_heading(data) -> str:
+    """2026年10月结对共建月度报告 in Chinese (the same words as the PDF), translated in English."""
+    return _(_UI_HEADINGS[data.kind], month=ui_month(data.period.year, data.period.month))
+
+
+def _ui_title(data) -> str:
+    """The page title: the report's printed title in Chinese, "<subject> · <heading>" in English."""
+    return _("%(subject)s%(heading)s", subject=ui_text(data.subject_name), heading=_ui_heading(data))
+
+
+def _chart(points) -> str:
+    """The 12-month bars with their texts in the interface language (the PDF draws the Chinese ones)."""
+    if not ui_is_english():
+        return monthly_bars_svg(points)
+    labels = [_EN_MONTHS_SHORT[p.month - 1] + (f" {p.year}" if p.month == 1 or i == 0 else "")
+              for i, p in enumerate(points)]
+    return monthly_bars_svg(points, label=_("近12个月活动开展情况"), labels=labels,
+                            legend=(_("已确认"), _("待确认或有异议"), _("柱顶数字为当月开展活动次数")))
 
 
 def _month_or_404(text: str) -> tuple[int, int]:
@@ -78,7 +118,7 @@ def _my_subjects(user, month: str) -> list[dict]:
             if root is None or org.id != root.id:
                 links.append({"label": org.name, "kind": REPORT_KIND_LABELS[ReportKind.committee],
                               "url": _subject_url(ReportKind.committee, org.id, month)})
-        links.append({"label": "全平台", "kind": REPORT_KIND_LABELS[ReportKind.committee],
+        links.append({"label": _("全平台"), "kind": REPORT_KIND_LABELS[ReportKind.committee],
                       "url": _subject_url(ReportKind.committee, None, month)})
     return links
 
@@ -117,6 +157,7 @@ def index():
         "reports/index.html", page=page, months=months, month=month, kind=kind, kinds=REPORT_KIND_LABELS,
         quick_month=quick_month, quick_links=_my_subjects(current_user, quick_month), runs=runs,
         can_batch=can_run_month_batch(current_user), report_url=_report_url, is_stale=ops.is_stale,
+        run_message=_run_message,
     )
 
 
@@ -153,6 +194,7 @@ def _page_context(kind: ReportKind, subject_obj, month: str):
         "next_version": (versions[0].version + 1) if versions else 1,
         "prev_month": prev_key, "next_month": next_key, "months": _recent_months(),
         "status_labels": STATUS_LABELS, "symbols": queries.STATUS_SYMBOLS, "year": y, "month_number": m,
+        "ui_heading": _ui_heading, "ui_title": _ui_title,
     }
 
 
@@ -166,7 +208,7 @@ def agreement_month(agreement_id, month):
     data = queries.agreement_report_data(agreement, ctx["year"], ctx["month_number"])
     upload_dir = current_app.config["UPLOAD_DIR"]
     photos = [(a, uri) for a in data.activities for t in a.thumbnails if (uri := thumbnail_data_uri(upload_dir, t.path))]
-    return render_template("reports/agreement.html", data=data, chart=monthly_bars_svg(data.chart), photos=photos,
+    return render_template("reports/agreement.html", data=data, chart=_chart(data.chart), photos=photos,
                            agreement=agreement, **ctx)
 
 
@@ -178,7 +220,7 @@ def organization_month(org_id, month):
     require(can_view_subject(current_user, ReportKind.organization, org))
     ctx = _page_context(ReportKind.organization, org, month)
     data = queries.organization_report_data(org, ctx["year"], ctx["month_number"])
-    return render_template("reports/organization.html", data=data, chart=monthly_bars_svg(data.chart), **ctx)
+    return render_template("reports/organization.html", data=data, chart=_chart(data.chart), **ctx)
 
 
 @bp.route("/committee/<month>")
@@ -190,7 +232,7 @@ def committee_month(month):
     require(can_view_subject(current_user, ReportKind.committee, org))
     ctx = _page_context(ReportKind.committee, org, month)
     data = queries.committee_report_data(org, ctx["year"], ctx["month_number"])
-    return render_template("reports/committee.html", data=data, chart=monthly_bars_svg(data.chart), **ctx)
+    return render_template("reports/committee.html", data=data, chart=_chart(data.chart), **ctx)
 
 
 @bp.route("/generate", methods=["POST"])
@@ -219,7 +261,11 @@ def generate():
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(back)
-    flash(f"已生成第 {report.version} 版：{report.title}" + ("（此前的版本仍保留在存档中）" if report.version > 1 else ""), "success")
+    if report.version > 1:
+        flash(_("已生成第 %(version)s 版：%(title)s（此前的版本仍保留在存档中）", version=report.version, title=report.title),
+              "success")
+    else:
+        flash(_("已生成第 %(version)s 版：%(title)s", version=report.version, title=report.title), "success")
     return redirect(back)
 
 
@@ -231,10 +277,11 @@ def generate():
 def start_run():
     """Start a whole month's batch in the background (admins) and show its progress page."""
     require(can_run_month_batch(current_user))
+    text = request.form.get("month", "")
     try:
-        year, month = queries.parse_month(request.form.get("month", ""))
-    except ValueError as exc:
-        flash(str(exc), "error")
+        year, month = queries.parse_month(text)
+    except ValueError:
+        flash(_("月份格式不正确：“%(text)s”，应为 2026-10 这样的形式。", text=text), "error")
         return redirect(url_for("reports.index"))
     try:
         run = ops.start_report_run(year, month, actor=current_user, force=request.form.get("force") == "1")
@@ -247,15 +294,34 @@ def start_run():
     return redirect(url_for("reports.run", run_id=run.id))
 
 
+def _run_message(run: ReportRun) -> str:
+    """A batch's last line for its pages: as stored (Chinese) in Chinese; in another language said again from
+    the run's counters (the stored line is written by the background job, outside any request)."""
+    if not ui_is_english():
+        return run.message
+    if ops.is_stale(run) or run.message.startswith("已中断"):
+        return _("已中断（处理进程已停止），可重新生成")
+    if run.status is RunStatus.running:
+        if not run.total and not run.done:
+            return _("等待开始")
+        return _("已处理 %(done)s / %(total)s 份：新生成 %(created)s 份，失败 %(failed)s 份", done=run.done,
+                 total=run.total, created=run.created, failed=run.failed)
+    if run.message.startswith("批量生成失败："):
+        return _("批量生成失败：%(error)s", error=run.message.split("：", 1)[1])
+    return _("完成：新生成 %(created)s 份，已存在 %(skipped)s 份，失败 %(failed)s 份", created=run.created,
+             skipped=max(0, run.done - run.created - run.failed), failed=run.failed)
+
+
 def _run_json(run: ReportRun) -> dict:
+    """A batch's state for its page and the page's polling (labels and message in the reader's language)."""
     stale = ops.is_stale(run)
     status = "failed" if stale else run.status.value
     return {
         "id": run.id, "month": run.month_key, "status": status,
-        "status_label": "已中断" if stale else run.status.label,
+        "status_label": _("已中断") if stale else run.status.ui_label,
         "total": run.total, "done": run.done, "created": run.created, "failed": run.failed,
         "percent": round(100 * run.done / run.total) if run.total else (100 if status != "running" else 0),
-        "message": run.message, "finished": status != "running",
+        "message": _run_message(run), "finished": status != "running",
         "list_url": url_for("reports.index", month=run.month_key),
     }
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, IntegerField, RadioField
 from wtforms.validators import InputRequired, Length, Optional
@@ -11,12 +13,12 @@ from coop.forms import CleanTextAreaField, NumberRange
 from coop.review.models import RATING_LABELS, Rating
 from coop.review.scoring import RULES
 
-RATING_CHOICES = [(r.value, RATING_LABELS[r]) for r in Rating]
+RATING_CHOICES = [(r.value, _l(RATING_LABELS[r])) for r in Rating]
 STAR_CHOICES = [(str(n), "★" * n + "☆" * (5 - n)) for n in range(5, 0, -1)]
 
 
 class WholeNumberField(IntegerField):
-    """An integer input with a numeric keypad on phones and a Chinese parse error."""
+    """An integer input with a numeric keypad on phones and a parse error in the interface language."""
 
     def __init__(self, label=None, validators=None, **kw):
         kw.setdefault("render_kw", {}).update({"inputmode": "numeric", "step": "1"})
@@ -31,11 +33,11 @@ class WholeNumberField(IntegerField):
             self.data = int(raw.replace("＋", "+").replace("－", "-"))
         except ValueError:
             self.data = None
-            raise ValueError("请填写整数。") from None
+            raise ValueError(_("请填写整数。")) from None
 
 
 class LocalDateField(DateField):
-    """A native <input type=date> whose parse error is in Chinese."""
+    """A native <input type=date> whose parse error is in the interface language."""
 
     def __init__(self, label=None, validators=None, **kw):
         kw.setdefault("render_kw", {}).update({"type": "date"})
@@ -50,31 +52,31 @@ class LocalDateField(DateField):
             self.data = datetime.strptime(raw, "%Y-%m-%d").date()
         except ValueError:
             self.data = None
-            raise ValueError("日期格式应为 2026-11-22。") from None
+            raise ValueError(_("日期格式应为 2026-11-22。")) from None
 
 
 class EvaluationForm(FlaskForm):
-    rating = RadioField("评价等级", choices=RATING_CHOICES, validators=[InputRequired("请选择评价等级")])
-    comment = CleanTextAreaField("评语", validators=[Optional(), Length(max=2000, message="评语不能超过 2000 字")])
-    typical_case = BooleanField("标记为典型案例（用于宣传推广，需在评语中写明推荐理由）")
+    rating = RadioField(_l("评价等级"), choices=RATING_CHOICES, validators=[InputRequired(_l("请选择评价等级"))])
+    comment = CleanTextAreaField(_l("评语"), validators=[Optional(), Length(max=2000, message=_l("评语不能超过 2000 字"))])
+    typical_case = BooleanField(_l("标记为典型案例（用于宣传推广，需在评语中写明推荐理由）"))
 
 
 class PartnerEvaluationForm(FlaskForm):
-    score = RadioField("对合作方共建贡献的评分", choices=STAR_CHOICES, validators=[InputRequired("请选择 1 到 5 星")])
-    comment = CleanTextAreaField("说明（可选）", validators=[Optional(), Length(max=2000, message="说明不能超过 2000 字")])
+    score = RadioField(_l("对合作方共建贡献的评分"), choices=STAR_CHOICES, validators=[InputRequired(_l("请选择 1 到 5 星"))])
+    comment = CleanTextAreaField(_l("说明（可选）"), validators=[Optional(), Length(max=2000, message=_l("说明不能超过 2000 字"))])
 
 
 class AdjustmentForm(FlaskForm):
-    points = WholeNumberField("调整分值（加分填正数，扣分填负数）", validators=[
-        InputRequired("请填写调整分值"), NumberRange(-100, 100, "应在 -100 到 100 之间")])
-    reason = CleanTextAreaField("调整理由", validators=[InputRequired("请填写调整理由"), Length(max=2000)])
-    applies_on = LocalDateField("计入日期（决定计入哪个季度和年度）", validators=[InputRequired("请填写计入日期")])
+    points = WholeNumberField(_l("调整分值（加分填正数，扣分填负数）"), validators=[
+        InputRequired(_l("请填写调整分值")), NumberRange(-100, 100, _l("应在 -100 到 100 之间"))])
+    reason = CleanTextAreaField(_l("调整理由"), validators=[InputRequired(_l("请填写调整理由")), Length(max=2000)])
+    applies_on = LocalDateField(_l("计入日期（决定计入哪个季度和年度）"), validators=[InputRequired(_l("请填写计入日期"))])
 
 
 class SettingsForm(FlaskForm):
-    ranking_published = BooleanField("向本范围内的组织公布季度积分排名（晾晒比）")
-    stalled_days = WholeNumberField("多少天没有已开展的活动算作“停滞”", validators=[
-        InputRequired("请填写天数"), NumberRange(7, 365, "应在 7 到 365 天之间")])
+    ranking_published = BooleanField(_l("向本范围内的组织公布季度积分排名（晾晒比）"))
+    stalled_days = WholeNumberField(_l("多少天没有已开展的活动算作“停滞”"), validators=[
+        InputRequired(_l("请填写天数")), NumberRange(7, 365, _l("应在 7 到 365 天之间"))])
 
 
 def rule_form_class():
@@ -84,7 +86,7 @@ def rule_form_class():
         pass
 
     for rule in RULES:
-        setattr(RuleForm, f"points_{rule.code}", WholeNumberField(rule.label, validators=[
-            InputRequired("请填写分值"), NumberRange(-100, 100, "应在 -100 到 100 之间")]))
-        setattr(RuleForm, f"active_{rule.code}", BooleanField("启用"))
+        setattr(RuleForm, f"points_{rule.code}", WholeNumberField(_l(rule.label), validators=[
+            InputRequired(_l("请填写分值")), NumberRange(-100, 100, _l("应在 -100 到 100 之间"))]))
+        setattr(RuleForm, f"active_{rule.code}", BooleanField(_l("启用")))
     return RuleForm

@@ -10,10 +10,12 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Optional
 
 import sqlalchemy as sa
+from flask_babel import gettext
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from coop.db import TimestampMixin, UTCDateTime, enum_column, now_utc
 from coop.extensions import db
+from coop.i18n import N_
 
 if TYPE_CHECKING:
     from agreements.models import Agreement
@@ -29,10 +31,16 @@ class Rating(enum.Enum):
 
     @property
     def label(self) -> str:
+        """The Chinese name (audit log, exports)."""
         return RATING_LABELS[self]
 
+    @property
+    def ui_label(self) -> str:
+        """The name in the interface language (screens)."""
+        return gettext(RATING_LABELS[self])
 
-RATING_LABELS = {Rating.excellent: "优秀", Rating.good: "良好", Rating.fair: "一般"}
+
+RATING_LABELS = {Rating.excellent: N_("优秀"), Rating.good: N_("良好"), Rating.fair: N_("一般")}
 
 
 class ActivityEvaluation(TimestampMixin, db.Model):

@@ -1,13 +1,14 @@
 """Committee review operations: evaluate, rate partners, set rules and settings, adjust points.
 
 Each changes models, flushes and writes the audit log — and never commits (the caller does).
-Refusals raise ReviewRefused with a message for people (Chinese).
+Refusals raise ReviewRefused with a message for people (in the interface language; the audit log stays Chinese).
 """
 from __future__ import annotations
 
 from datetime import date, timedelta
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 
 from agreements.models import Agreement
 from coop.activities.models import Activity, ActivityStatus
@@ -15,7 +16,8 @@ from coop.audit.operations import record
 from coop.auth.models import User
 from coop.db import now_utc
 from coop.extensions import db
-from coop.formatting import cn_date, local_today
+from coop.formatting import local_today, ui_date, ui_quarter
+from coop.i18n import N_
 from coop.orgs.models import Organization
 from coop.reports import progress as pg
 from coop.review.models import (
@@ -38,15 +40,15 @@ MAX_ADJUSTMENT = 100
 
 
 class ReviewRefused(Exception):
-    """A review action refused, with a message meant for people (Chinese)."""
+    """A review action refused, with a message meant for people (in the interface language)."""
 
 
-def _comment(text: str | None, *, required: bool = False, label: str = "评语") -> str:
+def _comment(text: str | None, *, required: bool = False, label: str = N_("评语")) -> str:
     text = (text or "").strip()
     if required and not text:
-        raise ReviewRefused(f"请填写{label}。")
+        raise ReviewRefused(_("请填写%(label)s。", label=_(label)))
     if len(text) > MAX_COMMENT:
-        raise ReviewRefused(f"{label}不能超过 {MAX_COMMENT} 字。")
+        raise ReviewRefused(_("%(label)s不能超过 %(n)s 字。", label=_(label), n=MAX_COMMENT))
     return text
 
 
@@ -57,14 +59,14 @@ def evaluate_activity(actor: User, activity: Activity, *, rating: Rating | str, 
                       typical_case: bool = False) -> ActivityEvaluation:
     """Record (or update) the actor's evaluation of a held activity: 优秀/良好/一般, comment, typical case."""
     if activity.status is not ActivityStatus.held:
-        raise ReviewRefused("只能评价已开展的活动。")
+        raise ReviewRefused(_("只能评价已开展的活动。"))
     try:
         rating = Rating(rating) if not isinstance(rating, Rating) else rating
     except ValueError:
-        raise ReviewRefused("请选择评价等级：优秀、良好或一般。") from None
+        raise ReviewRefused(_("请选择评价等级：优秀、良好或一般。")) from None
     comment = _comment(comment)
     if typical_case and not comment:
-        raise ReviewRefused("标记为典型案例时，请在评语中写明推荐理由。")
+        raise ReviewRefused(_("标记为典型案例时，请在评语中写明推荐理由。"))
     ev = db.session.execute(
         sa.select(ActivityEvaluation).where(
             ActivityEvaluation.activity_id == activity.id, ActivityEvaluation.reviewer_id == actor.id
@@ -113,22 +115,23 @@ def rate_partner(actor: User, agreement: Agreement, *, from_org_id: int, to_org_
     today = today or local_today()
     parties = set(agreement.party_org_ids)
     if from_org_id not in partner_org_ids_for(actor, agreement):
-        raise ReviewRefused("只有协议一方的书记或联络员可以评价合作方。")
+        raise ReviewRefused(_("只有协议一方的书记或联络员可以评价合作方。"))
     if to_org_id not in parties or to_org_id == from_org_id:
-        raise ReviewRefused("请选择协议中的另一方。")
+        raise ReviewRefused(_("请选择协议中的另一方。"))
     if quarter not in (1, 2, 3, 4):
-        raise ReviewRefused("季度应在 1 到 4 之间。")
+        raise ReviewRefused(_("季度应在 1 到 4 之间。"))
     opens, closes = partner_window(year, quarter)
     if not opens <= today <= closes:
         raise ReviewRefused(
-            f"{year}年{QUARTER_NAMES[quarter]}的互评在 {cn_date(opens)} 至 {cn_date(closes)} 之间进行，现在不能填写或修改。"
+            _("%(quarter)s的互评在 %(opens)s 至 %(closes)s 之间进行，现在不能填写或修改。",
+              quarter=ui_quarter(year, quarter), opens=ui_date(opens), closes=ui_date(closes))
         )
     first, last = pg.quarter_bounds(year, quarter)
     if agreement.status.value not in ("active", "expired", "terminated") or agreement.starts_on > last \
             or agreement.ends_on < first:
-        raise ReviewRefused("该协议在这个季度不在有效期内。")
+        raise ReviewRefused(_("该协议在这个季度不在有效期内。"))
     if not isinstance(score, int) or not 1 <= score <= 5:
-        raise ReviewRefused("评分应为 1 到 5 星。")
+        raise ReviewRefused(_("评分应为 1 到 5 星。"))
     comment = _comment(comment)
     ev = db.session.execute(
         sa.select(PartnerEvaluation).where(
@@ -163,9 +166,9 @@ def set_point_rule(actor: User, scope: Organization | None, code: str, *, points
     """Set a rule's points (and on/off) for a committee scope (None: the platform); audited."""
     rule = RULE_BY_CODE.get(code)
     if rule is None:
-        raise ReviewRefused("未知的积分规则。")
+        raise ReviewRefused(_("未知的积分规则。"))
     if not isinstance(points, int) or not -MAX_ADJUSTMENT <= points <= MAX_ADJUSTMENT:
-        raise ReviewRefused(f"分值应在 -{MAX_ADJUSTMENT} 到 {MAX_ADJUSTMENT} 之间。")
+        raise ReviewRefused(_("分值应在 -%(max)s 到 %(max)s 之间。", max=MAX_ADJUSTMENT))
     cond = PointRule.scope_org_id.is_(None) if scope is None else PointRule.scope_org_id == scope.id
     row = db.session.execute(sa.select(PointRule).where(cond, PointRule.code == code)).scalar_one_or_none()
     before = None
@@ -201,8 +204,8 @@ def ensure_default_rules(actor: User | None = None) -> list[PointRule]:
 def adjust_points(actor: User, org: Organization, *, points: int, reason: str, applies_on: date | None = None) -> PointAdjustment:
     """Add a manual adjustment (non-zero, with a reason) to an organization's points; audited."""
     if not isinstance(points, int) or points == 0 or not -MAX_ADJUSTMENT <= points <= MAX_ADJUSTMENT:
-        raise ReviewRefused(f"调整分值应为 -{MAX_ADJUSTMENT} 到 {MAX_ADJUSTMENT} 之间的非零整数。")
-    reason = _comment(reason, required=True, label="调整理由")
+        raise ReviewRefused(_("调整分值应为 -%(max)s 到 %(max)s 之间的非零整数。", max=MAX_ADJUSTMENT))
+    reason = _comment(reason, required=True, label=N_("调整理由"))
     applies_on = applies_on or local_today()
     adj = PointAdjustment(org_id=org.id, points=points, reason=reason, applies_on=applies_on, by_id=actor.id,
                           at=now_utc())
@@ -224,7 +227,7 @@ def update_review_setting(actor: User, scope: Organization | None, *, ranking_pu
     before = {"ranking_published": row.ranking_published, "stalled_days": row.stalled_days}
     if stalled_days is not None:
         if not isinstance(stalled_days, int) or not 7 <= stalled_days <= 365:
-            raise ReviewRefused("“多少天无活动算停滞”应在 7 到 365 天之间。")
+            raise ReviewRefused(_("“多少天无活动算停滞”应在 7 到 365 天之间。"))
         row.stalled_days = stalled_days
     if ranking_published is not None:
         row.ranking_published = bool(ranking_published)

@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable, Optional
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 from sqlalchemy.orm import load_only, selectinload
 
 from agreements.models import Agreement, AgreementParty
@@ -27,17 +28,20 @@ from coop.activities.models import (
 )
 from coop.categories import CATEGORY_BY_CODE, CATEGORY_CODES
 from coop.extensions import db
-from coop.formatting import cn_date, local_tz
+from coop.formatting import local_tz, ui_month, ui_quarter, ui_year
+from coop.i18n import N_
 from coop.orgs.models import Organization, OrgRelation
 from coop.reports import progress as pg
 from coop.reports.queries import active_in_month_filter
+from coop.reports.uitext import UiText
 from coop.review.models import ActivityEvaluation, ReviewSetting
 
 # Worst first: the order statuses are counted and sorted in.
 STATUS_ORDER = ("none", "behind", "on_track", "done", "na")
 STATUS_CSS = {"done": "st-ok", "on_track": "st-ok", "behind": "st-behind", "none": "st-none", "na": "st-na"}
 DEFAULT_STALLED_DAYS = pg.STALLED_DAYS
-QUARTER_NAMES = {1: "第一季度", 2: "第二季度", 3: "第三季度", 4: "第四季度"}
+# Chinese (audit log, exports); screens use coop.formatting.ui_quarter.
+QUARTER_NAMES = {1: N_("第一季度"), 2: N_("第二季度"), 3: N_("第三季度"), 4: N_("第四季度")}
 
 
 # --- periods ----------------------------------------------------------------------------------------
@@ -69,11 +73,21 @@ class ReviewPeriod:
 
     @property
     def label(self) -> str:
+        """2026年7月 / 2026年第三季度 / 2026年 (exports; screens use ui_label)."""
         if self.kind == "month":
             return f"{self.year}年{self.index}月"
         if self.kind == "quarter":
             return f"{self.year}年{QUARTER_NAMES[self.index]}"
         return f"{self.year}年"
+
+    @property
+    def ui_label(self) -> str:
+        """The label in the interface language (the same Chinese as `label`; July 2026 / Q3 2026 / 2026)."""
+        if self.kind == "month":
+            return ui_month(self.year, self.index)
+        if self.kind == "quarter":
+            return ui_quarter(self.year, self.index)
+        return ui_year(self.year)
 
     @property
     def quarter(self) -> Optional[int]:
@@ -102,23 +116,23 @@ class ReviewPeriod:
 
 
 def make_period(kind: str, year: int, index: int, as_of: date) -> ReviewPeriod:
-    """A period cut at `as_of`; raises ValueError (Chinese message) for unknown or not yet started periods."""
+    """A period cut at `as_of`; raises ValueError (a message for the screen) for unknown or not yet started periods."""
     if not 2000 <= year <= 2999:
-        raise ValueError("年份超出范围。")
+        raise ValueError(_("年份超出范围。"))
     if kind == "month":
         if not 1 <= index <= 12:
-            raise ValueError("月份应在 1 到 12 之间。")
+            raise ValueError(_("月份应在 1 到 12 之间。"))
         first, end = pg.month_bounds(year, index)
     elif kind == "quarter":
         if not 1 <= index <= 4:
-            raise ValueError("季度应在 1 到 4 之间。")
+            raise ValueError(_("季度应在 1 到 4 之间。"))
         first, end = pg.quarter_bounds(year, index)
     elif kind == "year":
         first, end, index = date(year, 1, 1), date(year, 12, 31), 0
     else:
-        raise ValueError("未知的统计周期。")
+        raise ValueError(_("未知的统计周期。"))
     if first > as_of:
-        raise ValueError("所选周期尚未开始。")
+        raise ValueError(_("所选周期尚未开始。"))
     return ReviewPeriod(kind, year, index, first, end, min(end, as_of))
 
 
@@ -131,7 +145,7 @@ def parse_period(text: str | None, as_of: date) -> ReviewPeriod:
         return make_period("month", as_of.year, as_of.month, as_of)
     m = _PERIOD_RE.match(text)
     if not m:
-        raise ValueError(f"周期格式不正确：“{text}”，应为 2026-07、2026-Q3 或 2026。")
+        raise ValueError(_("周期格式不正确：“%(text)s”，应为 2026-07、2026-Q3 或 2026。", text=text))
     year = int(m[1])
     if m[2]:
         return make_period("month", year, int(m[2]), as_of)
@@ -228,14 +242,14 @@ class StalledItem:
     parties: list[Organization]
     last_held_on: Optional[date]
     days_silent: int
-    fact: str
+    fact: str  # a UiText: Chinese in the export, in the reader's language on screen (|ui_text)
 
 
 @dataclass
 class OneSidedItem:
     agreement: Agreement
     parties: list[Organization]
-    facts: list[str]
+    facts: list[str]  # UiTexts, as `fact` above
 
 
 @dataclass
@@ -421,9 +435,10 @@ def _signal_lists(rows: list[PairingRow], period: ReviewPeriod, stalled_days: in
         s = r.signals
         if s.days_silent >= stalled_days:
             if s.last_held_on is not None:
-                fact = f"最近一次活动：{cn_date(s.last_held_on)}（{s.days_silent} 天前）"
+                fact = UiText(N_("最近一次活动：%(date)s（%(days)s 天前）"), date=UiText.date(s.last_held_on),
+                              days=s.days_silent)
             else:
-                fact = f"生效以来尚无已开展的活动（已 {s.days_silent} 天）"
+                fact = UiText(N_("生效以来尚无已开展的活动（已 %(days)s 天）"), days=s.days_silent)
             stalled.append(StalledItem(r.agreement, r.parties, s.last_held_on, s.days_silent, fact))
         silent_keys.extend((r.agreement.id, org_id) for org_id in s.silent_partner_ids)
     waiting = pending_requests(silent_keys, as_of)
@@ -435,13 +450,17 @@ def _signal_lists(rows: list[PairingRow], period: ReviewPeriod, stalled_days: in
         facts = []
         if s.dominant_org_id is not None:
             total = sum(s.entries.values())
-            facts.append(f"近{pg.ONE_SIDED_WINDOW_DAYS}天 {total} 条记录中 {s.entries[s.dominant_org_id]} 条由"
-                         f"{names[s.dominant_org_id]}录入")
+            facts.append(UiText(N_("近%(days)s天 %(total)s 条记录中 %(mine)s 条由%(org)s录入"),
+                                days=pg.ONE_SIDED_WINDOW_DAYS, total=total, mine=s.entries[s.dominant_org_id],
+                                org=names[s.dominant_org_id]))
         for org_id in s.silent_partner_ids:
             count, oldest = waiting.get((r.agreement.id, org_id), (0, None))
-            text = f"{names[org_id]}被请求确认的 {count} 条记录均未答复" if count else f"{names[org_id]}从未确认对方录入的活动"
+            if count:
+                text = UiText(N_("%(org)s被请求确认的 %(n)s 条记录均未答复"), org=names[org_id], n=count)
+            else:
+                text = UiText(N_("%(org)s从未确认对方录入的活动"), org=names[org_id])
             if oldest is not None:
-                text += f"（最早一条已等待 {(as_of - oldest).days} 天）"
+                text = UiText(N_("%(text)s（最早一条已等待 %(days)s 天）"), text=text, days=(as_of - oldest).days)
             facts.append(text)
         one_sided.append(OneSidedItem(r.agreement, r.parties, facts))
     stalled.sort(key=lambda i: (-i.days_silent, i.agreement.id))
@@ -556,8 +575,8 @@ class TypicalCaseItem:
     category: str
     category_name: str
     organizer: str
-    organizations: str  # participating organizations, 、-separated
-    reason: str  # the reviewers' comments
+    organizations: str  # participating organizations, 、-separated (UiText joins: ", " on English screens)
+    reason: str  # the reviewers' comments, ；-separated
     marked_by: str
 
 
@@ -601,9 +620,9 @@ def _typical_items(id_query) -> list[TypicalCaseItem]:
         out.append(TypicalCaseItem(
             activity_id=a.id, title=a.title, held_on=a.held_on, category=a.category,
             category_name=CATEGORY_BY_CODE[a.category].name, organizer=short_name(a.organizer_org),
-            organizations="、".join(names),
-            reason="；".join(e.comment.strip() for e in mine if e.comment.strip()),
-            marked_by="、".join(e.reviewer.display_name for e in mine),
+            organizations=UiText.join(N_("、"), names),
+            reason=UiText.join(N_("；"), [e.comment.strip() for e in mine if e.comment.strip()]),
+            marked_by=UiText.join(N_("、"), [e.reviewer.display_name for e in mine]),
         ))
     return out
 

@@ -36,6 +36,7 @@ from coop.activities.models import (
 )
 from coop.categories import CATEGORY_BY_CODE
 from coop.extensions import db
+from coop.i18n import N_
 from coop.orgs.models import Organization
 from coop.reports import progress as pg
 from coop.reports.queries import active_in_month_filter
@@ -50,18 +51,21 @@ class RuleDef:
     explanation: str
 
 
+# Labels and explanations are Chinese (exports, the audit log); screens translate them where shown.
 RULES: tuple[RuleDef, ...] = (
-    RuleDef("held_confirmed", "开展并经各方确认的共建活动", 2,
-            "本期已开展、且所有合作方都已确认的活动，每项活动给参与的每个组织计分。"),
-    RuleDef("typical_case", "被党委评为典型案例", 5,
-            "本期已开展、被党委审阅人标记为典型案例的活动，每项活动给参与的每个组织计分。"),
-    RuleDef("commitment_met", "完成协议年度约定", 10,
-            "协议某一类别的年度约定次数（按已确认活动计）达成时，给协议各方计分；每个协议每个类别每年一次，计入达成的季度。"),
-    RuleDef("disputed", "活动记录被合作方提出异议", -1,
-            "本期已开展、被合作方提出异议的活动，给录入该活动的组织计分。"),
+    RuleDef("held_confirmed", N_("开展并经各方确认的共建活动"), 2,
+            N_("本期已开展、且所有合作方都已确认的活动，每项活动给参与的每个组织计分。")),
+    RuleDef("typical_case", N_("被党委评为典型案例"), 5,
+            N_("本期已开展、被党委审阅人标记为典型案例的活动，每项活动给参与的每个组织计分。")),
+    RuleDef("commitment_met", N_("完成协议年度约定"), 10,
+            N_("协议某一类别的年度约定次数（按已确认活动计）达成时，给协议各方计分；每个协议每个类别每年一次，计入达成的季度。")),
+    RuleDef("disputed", N_("活动记录被合作方提出异议"), -1,
+            N_("本期已开展、被合作方提出异议的活动，给录入该活动的组织计分。")),
 )
 RULE_BY_CODE = {r.code: r for r in RULES}
 RULE_CODES = tuple(r.code for r in RULES)
+SOURCE_DEFAULT = N_("平台默认")
+SOURCE_PLATFORM = N_("平台设置")
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ class EffectiveRule:
     points: int
     active: bool
     scope_org_id: Optional[int]  # where the value comes from (None: platform row or default)
-    source: str  # 平台默认 / 平台设置 / the scope organization's name
+    source: str  # 平台默认 / 平台设置 (SOURCE_DEFAULT / SOURCE_PLATFORM) / the scope organization's name
 
 
 @dataclass(frozen=True)
@@ -155,9 +159,9 @@ def effective_rules(orgs: Iterable[Organization]) -> dict[int, dict[str, Effecti
             if chosen is None:
                 chosen = by_scope.get(None, {}).get(rule.code)
             if chosen is None:
-                mine[rule.code] = EffectiveRule(rule.code, rule.label, rule.points, True, None, "平台默认")
+                mine[rule.code] = EffectiveRule(rule.code, rule.label, rule.points, True, None, SOURCE_DEFAULT)
             else:
-                source = chosen.scope_org.name if chosen.scope_org is not None else "平台设置"
+                source = chosen.scope_org.name if chosen.scope_org is not None else SOURCE_PLATFORM
                 mine[rule.code] = EffectiveRule(rule.code, chosen.label or rule.label, chosen.points, chosen.active,
                                                 chosen.scope_org_id, source)
         out[org.id] = mine
@@ -173,8 +177,8 @@ def scope_rules(scope: Organization | None) -> dict[str, EffectiveRule]:
     out = {}
     for rule in RULES:
         r = rows.get(rule.code)
-        out[rule.code] = (EffectiveRule(rule.code, rule.label, rule.points, True, None, "平台默认") if r is None
-                          else EffectiveRule(rule.code, r.label or rule.label, r.points, r.active, None, "平台设置"))
+        out[rule.code] = (EffectiveRule(rule.code, rule.label, rule.points, True, None, SOURCE_DEFAULT) if r is None
+                          else EffectiveRule(rule.code, r.label or rule.label, r.points, r.active, None, SOURCE_PLATFORM))
     return out
 
 

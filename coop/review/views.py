@@ -6,6 +6,8 @@ from datetime import date
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_babel import pgettext
 from flask_login import current_user, login_required
 from sqlalchemy.orm import selectinload
 from werkzeug.routing import BuildError
@@ -16,8 +18,9 @@ from coop.auth.models import Role
 from coop.auth.permissions import committee_scope_root, get_or_404, require, scope_org_ids, subtree_filter
 from coop.categories import CATEGORY_BY_CODE, CATEGORY_CODES
 from coop.extensions import db
-from coop.formatting import local_today
+from coop.formatting import local_today, ui_quarter, ui_year
 from coop.home.views import HOME_PANELS
+from coop.i18n import N_
 from coop.orgs.models import ORG_RELATION_LABELS, Organization, OrgRelation
 from coop.reports import progress as pg
 from coop.reports import queries as report_queries
@@ -45,7 +48,7 @@ from coop.web import add_nav, error_response
 
 bp = Blueprint("review", __name__, url_prefix="/review")
 
-add_nav("review.cockpit", "党委驾驶舱", can_view_cockpit, order=40)
+add_nav("review.cockpit", N_("党委驾驶舱"), can_view_cockpit, order=40)
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # Matrix rows per page: lists, totals and the export always cover every pairing.
@@ -60,11 +63,36 @@ def _reviewer_scope(user) -> Organization | None:
     return None if user.is_admin else committee_scope_root(user)
 
 
+def _ui_period_label(year: int, quarter: int | None) -> str:
+    """scoring.period_label for screens: 2026年 / 2026年第三季度 in Chinese, 2026 / Q3 2026 in English."""
+    return ui_quarter(year, quarter) if quarter else ui_year(year)
+
+
+_DEFAULT_RULE_LABELS = {r.label for r in scoring.RULES}
+
+
+@bp.app_template_filter("rule_label")
+def _rule_label(label: str) -> str:
+    """A point rule's label on screen: the platform's own labels translated, a committee's own text as stored."""
+    return _(label) if label in _DEFAULT_RULE_LABELS else label
+
+
+@bp.app_template_filter("rule_source")
+def _rule_source(source: str) -> str:
+    """Where a rule's value comes from: 平台默认 / 平台设置 translated, a committee organization's name as it is."""
+    return _(source) if source in (scoring.SOURCE_DEFAULT, scoring.SOURCE_PLATFORM) else source
+
+
+def _rule_states() -> dict[bool, str]:
+    """启用 / 停用 said of a rule (not the buttons of the same words)."""
+    return {True: pgettext("rule state", "启用"), False: pgettext("rule state", "停用")}
+
+
 def _period(today: date) -> queries.ReviewPeriod:
     try:
         return queries.parse_period(request.args.get("period"), today)
     except ValueError as exc:
-        flash(str(exc) + " 已显示本月。", "warning")
+        flash(_("%(error)s 已显示本月。", error=str(exc)), "warning")
         return queries.parse_period(None, today)
 
 
@@ -171,7 +199,8 @@ def cockpit():
     nav = {
         "prev": period.shifted(-1, today),
         "next": period.shifted(1, today),
-        "kinds": [(k, label, period.as_kind(k, today)) for k, label in (("month", "月"), ("quarter", "季度"), ("year", "年"))],
+        "kinds": [(k, label, period.as_kind(k, today))
+                  for k, label in (("month", _("月")), ("quarter", _("季度")), ("year", _("年")))],
     }
     return render_template(
         "review/cockpit.html", c=cockpit, base=base, f=f, orgs=db.session.execute(org_stmt).scalars().all(),
@@ -179,7 +208,7 @@ def cockpit():
         per_page=COCKPIT_PER_PAGE,
         relations=ORG_RELATION_LABELS, nav=nav, args=_args, today=today,
         symbols=report_queries.STATUS_SYMBOLS, status_labels=pg.STATUS_LABELS, status_css=queries.STATUS_CSS,
-        cell_base=url_for("review.cell"),
+        cell_base=url_for("review.cell"), category_names={cat.code: cat.label for cat in cockpit.categories},
     )
 
 
@@ -205,6 +234,7 @@ def cell():
         "review/cell.html", agreement=agreement, category=CATEGORY_BY_CODE[category], period=period, p=progress,
         activities=activities, ytd=queries.year_to_date_activities(agreement.id, category, period),
         counts=lambda a: queries.counts_in_period(a, period), symbols=report_queries.STATUS_SYMBOLS,
+        confirmation_header=pgettext("column", "确认"),
         status_css=queries.STATUS_CSS, back=url_for("review.cockpit", period=period.key),
     )
 
@@ -242,7 +272,7 @@ def evaluate(activity_id):
             form.comment.errors = list(form.comment.errors) + [str(exc)]
         else:
             db.session.commit()
-            flash("评价已保存。", "success")
+            flash(_("评价已保存。"), "success")
             return redirect(activity_url(activity.id))
     return render_template("review/evaluate.html", activity=activity, form=form, evaluations=evaluations, mine=mine)
 
@@ -256,7 +286,7 @@ def typical():
     ids = scope_org_ids(current_user)
     cases = queries.typical_cases(ids, first, last)
     return render_template("review/typical.html", cases=cases, year=year, quarter=quarter,
-                           label=scoring.period_label(year, quarter), today=local_today())
+                           label=_ui_period_label(year, quarter), today=local_today())
 
 
 # --- partner (two-way) evaluation ----------------------------------------------------------------------------
@@ -302,7 +332,7 @@ def partners(agreement_id):
     if request.method == "POST":
         slot = next((s for s in slots if s["prefix"] == request.form.get("slot")), None)
         if slot is None:
-            flash("该季度的互评已截止，或您不能代表这一方评价。", "error")
+            flash(_("该季度的互评已截止，或您不能代表这一方评价。"), "error")
             return redirect(url_for("review.partners", agreement_id=agreement.id))
         form = PartnerEvaluationForm(prefix=slot["prefix"])
         slot["form"] = form
@@ -316,7 +346,7 @@ def partners(agreement_id):
                 form.score.errors = list(form.score.errors) + [str(exc)]
             else:
                 db.session.commit()
-                flash("互评已保存。", "success")
+                flash(_("互评已保存。"), "success")
                 return redirect(url_for("review.partners", agreement_id=agreement.id))
     return render_template("review/partners.html", agreement=agreement, slots=slots, history=existing, orgs=orgs,
                            quarter_names=queries.QUARTER_NAMES, today=today,
@@ -335,8 +365,9 @@ def scores():
     result = scoring.score_breakdown(scoring.scored_org_ids(base, year, quarter), year, quarter)
     orgs = {o.id: o for o in db.session.execute(sa.select(Organization).where(Organization.id.in_(list(result)))).scalars()}
     return render_template("review/scores.html", scores=list(result.values()), orgs=orgs, year=year, quarter=quarter,
-                           label=scoring.period_label(year, quarter), today=local_today(), base=base,
-                           rule_codes=scoring.RULE_CODES, rules=scoring.RULES)
+                           lines_by_org={s.org_id: {line.rule: line for line in s.lines} for s in result.values()},
+                           label=_ui_period_label(year, quarter), today=local_today(), base=base,
+                           rule_codes=scoring.RULE_CODES, rules=scoring.RULES, rule_states=_rule_states())
 
 
 @bp.route("/export/scores.xlsx")
@@ -374,13 +405,13 @@ def org_score(org_id):
                 form.reason.errors = list(form.reason.errors) + [str(exc)]
             else:
                 db.session.commit()
-                flash("积分调整已记录，并写入审计日志。", "success")
+                flash(_("积分调整已记录，并写入审计日志。"), "success")
                 d = form.applies_on.data
                 return redirect(url_for("review.org_score", org_id=org.id, year=d.year, quarter=(d.month - 1) // 3 + 1))
     score = scoring.score_breakdown([org.id], year, quarter)[org.id]
     items = scoring.score_items(org.id, year, quarter)
     return render_template("review/org_score.html", org=org, score=score, items=items, year=year, quarter=quarter,
-                           label=scoring.period_label(year, quarter), form=form, can_adjust=can_adjust,
+                           label=_ui_period_label(year, quarter), form=form, can_adjust=can_adjust,
                            rules=scoring.RULE_BY_CODE, today=local_today(),
                            is_reviewer=can_view_cockpit(current_user))
 
@@ -420,10 +451,10 @@ def rules():
                 if (points, active) != (effective[code].points, effective[code].active):
                     ops.set_point_rule(current_user, scope, code, points=points, active=active)
             db.session.commit()
-            flash("积分规则已保存，并写入审计日志。", "success")
+            flash(_("积分规则已保存，并写入审计日志。"), "success")
             return redirect(url_for("review.rules", **({"scope": scope.id} if current_user.is_admin and scope else {})))
     return render_template("review/rules.html", form=form, effective=effective, rules=scoring.RULES, scope=scope,
-                           editable=editable)
+                           editable=editable, rule_states=_rule_states())
 
 
 @bp.route("/settings", methods=["GET", "POST"])
@@ -446,7 +477,7 @@ def settings():
             form.stalled_days.errors = list(form.stalled_days.errors) + [str(exc)]
         else:
             db.session.commit()
-            flash("设置已保存。", "success")
+            flash(_("设置已保存。"), "success")
             return redirect(url_for("review.settings", **({"scope": scope.id} if current_user.is_admin and scope else {})))
     return render_template("review/settings.html", form=form, scope=scope)
 
@@ -463,11 +494,11 @@ def ranking():
     else:
         setting = queries.published_ranking_scope(current_user.organization)
         if setting is None:
-            return error_response(404, "党委尚未公布季度积分排名。排名默认不公开，由党委决定是否公布。")
+            return error_response(404, _("党委尚未公布季度积分排名。排名默认不公开，由党委决定是否公布。"))
         scope, published = setting.scope_org, True
     rows = scoring.ranking(scope, year, quarter)
     return render_template("review/ranking.html", rows=rows, scope=scope, published=published, year=year,
-                           quarter=quarter, label=scoring.period_label(year, quarter), today=local_today(),
+                           quarter=quarter, label=_ui_period_label(year, quarter), today=local_today(),
                            is_reviewer=can_view_cockpit(current_user))
 
 
