@@ -22,6 +22,7 @@ from typing import Callable
 import sqlalchemy as sa
 from flask import current_app
 
+from coop import cache
 from coop.extensions import db
 from coop.scheduling import libpq_url
 
@@ -201,6 +202,8 @@ def restore_backup(archive: Path, *, force: bool = False, echo: Callable[[str], 
             )
             if proc.returncode != 0:
                 raise BackupError(f"pg_restore 失败：{proc.stderr.strip()[:500]}")
+        with db.engine.begin() as conn:  # memoised figures of other processes predate the restored data
+            cache.new_epoch(conn)
         echo("数据库已恢复")
 
         roots = _file_roots()

@@ -11,3 +11,4 @@ from coop.reports import models as reports_models  # noqa: F401
 from coop.reminders import models as reminders_models  # noqa: F401
 from coop.review import models as review_models  # noqa: F401
 from coop.api import models as api_models  # noqa: F401
+from coop import cache as cache_models  # noqa: F401 — data_generations

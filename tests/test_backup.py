@@ -18,6 +18,7 @@ from agreements.signing import verify_pdf
 from coop.activities.models import Activity
 from coop.audit.models import AuditEntry
 from coop.audit.operations import verify_chain
+from coop.cache import DataGeneration
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,7 @@ def source(tmp_path_factory, module_database_url):
             archive = create_backup(base / "b.tar.gz", echo=lambda *_: None)
             counts = {model.__tablename__: db.session.scalar(sa.select(sa.func.count()).select_from(model))
                       for model in (User, Organization, Agreement, Activity, AuditEntry)}
+            counts["generation"] = tuple(db.session.execute(sa.select(DataGeneration.epoch, DataGeneration.n)).one())
             db.session.remove()
             db.engine.dispose()
     finally:
@@ -82,6 +84,9 @@ def test_restore_into_an_empty_instance_brings_everything_back(source, tmp_path,
             result = verify_pdf(archive_path(agreement.current_version.pdf_path).read_bytes(), pki=platform_pki())
             assert result.is_fully_valid, agreement.title
         assert verify_chain().ok
+        # Memoised figures computed by any process before the restore can never match the restored data.
+        epoch, n = db.session.execute(sa.select(DataGeneration.epoch, DataGeneration.n)).one()
+        assert epoch != counts["generation"][0] and n == counts["generation"][1] + 1
         # The restored instance works: a demo user can sign in.
         client = app.test_client()
         assert client.post("/login", data={"username": "ops_sj", "password": "Demo2026!"}).status_code == 302

@@ -130,3 +130,52 @@ def test_monthly_held_counts(make_agreement, add_activity):
     add_activity(ag, "event", date(2025, 12, 1))
     counts = monthly_held_counts([ag.id], date(2026, 1, 1), 12)
     assert counts == {(2026, 1): 2, (2026, 3): 1}
+
+
+def test_date_driven_reads_give_the_same_figures_as_agreement_driven_ones(app, make_org, make_agreement,
+                                                                         add_activity, monkeypatch):
+    """Issue 10's plan switch (progress.agreement_in) must never change a figure: compute progress, signals and
+    the cockpit's organization totals both ways over a committee's pairings and compare."""
+    from coop import cache
+    from coop.reports import progress as pg
+    from coop.review import queries as review_queries
+
+    committee = make_org("测试党委", kind="committee", relation="group")
+    orgs = [make_org(f"支部{i}", parent=committee) for i in range(4)]
+    ags = [
+        make_agreement(parties=[orgs[i], orgs[(i + 1) % 4]], commitments={"study": 4, "event": 2},
+                       starts_on=date(2025, 3, 1), ends_on=date(2027, 2, 28))
+        for i in range(4)
+    ]
+    days = [date(2025, 11, 30), date(2026, 1, 1), date(2026, 6, 15), date(2026, 7, 1), date(2026, 7, 31),
+            date(2026, 8, 1), date(2026, 12, 31)]
+    for i, ag in enumerate(ags):
+        for j, day in enumerate(days[i:]):
+            add_activity(ag, ("study", "event", "culture")[j % 3], day,
+                         confirmation=("confirmed", "pending", "disputed")[(i + j) % 3])
+    shared = add_activity(ags[0], "study", date(2026, 7, 10))  # one activity serving two pairings
+    shared.agreement_links.append(ActivityAgreement(agreement_id=ags[1].id))
+    db.session.commit()
+
+    def figures(min_agreements: int):
+        monkeypatch.setattr(pg, "DATE_DRIVEN_MIN_AGREEMENTS", min_agreements)
+        cache.clear()
+        out = {}
+        for first, last in (month_bounds(2026, 7), (date(2026, 1, 1), date(2026, 12, 31)), quarter_bounds(2026, 3)):
+            out[(first, last, "progress")] = pg._agreement_progress(ags, [a.id for a in ags], first, last)
+            out[(first, last, "signals")] = pg._pairing_signals(ags, [a.id for a in ags], last)
+        for key in ("2026-07", "2026-Q3", "2026"):
+            cockpit = review_queries.build_cockpit(committee, review_queries.parse_period(key, date(2026, 12, 31)))
+            out[(key, "totals")] = [(t.org.id, dict(t.held), dict(t.confirmed)) for t in cockpit.org_totals]
+            out[(key, "cells")] = [(r.agreement.id, r.cells, r.signals) for r in cockpit.rows]
+        return out
+
+    def sql(min_agreements: int) -> str:
+        monkeypatch.setattr(pg, "DATE_DRIVEN_MIN_AGREEMENTS", min_agreements)
+        return str(pg.agreement_in([a.id for a in ags], *month_bounds(2026, 7), ags).compile())
+
+    assert "+" in sql(0) and "+" not in sql(1000)  # the two plans really differ
+    date_driven, agreement_driven = figures(0), figures(1000)
+    assert date_driven == agreement_driven
+    july = agreement_driven[(*month_bounds(2026, 7), "progress")]
+    assert sum(p.held for per in july.values() for p in per.values()) == 10  # 8, plus the shared one in both pairings

@@ -6,6 +6,7 @@ activities costs a fixed number of queries, not one per row.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import sqlalchemy as sa
@@ -221,10 +222,35 @@ def agreements_for_logging(user: User, statuses) -> list[Agreement]:
     return [a for a in rows if liaison_org_ids(user, a)]
 
 
-def agreements_visible_to(user: User) -> list[Agreement]:
-    """Every agreement the user may see, for the ledger's agreement filter."""
-    stmt = sa.select(Agreement).order_by(Agreement.starts_on.desc(), Agreement.id.desc())
+@dataclass(frozen=True)
+class AgreementChoice:
+    """What the ledger's filters need of an agreement: its title and its parties (id, name)."""
+
+    id: int
+    title: str
+    parties: tuple[tuple[int, str], ...]
+
+    @property
+    def party_org_ids(self) -> set[int]:
+        return {org_id for org_id, _name in self.parties}
+
+
+def agreements_visible_to(user: User) -> list[AgreementChoice]:
+    """Every agreement the user may see, for the ledger's agreement and partner filters — plain columns, not
+    ORM rows: a group reviewer sees hundreds of agreements with their parties on every ledger page (issue 10)."""
+    stmt = sa.select(Agreement.id, Agreement.title).order_by(Agreement.starts_on.desc(), Agreement.id.desc())
     ids = visible_agreement_ids(user)
     if ids is not None:
         stmt = stmt.where(Agreement.id.in_(ids))
-    return db.session.scalars(stmt.options(selectinload(Agreement.parties).selectinload(AgreementParty.organization))).all()
+    rows = db.session.execute(stmt).all()
+    parties: dict[int, list[tuple[int, str]]] = {}
+    party_stmt = (
+        sa.select(AgreementParty.agreement_id, Organization.id, Organization.name)
+        .join(Organization, Organization.id == AgreementParty.organization_id)
+        .order_by(AgreementParty.agreement_id, AgreementParty.position)
+    )
+    if ids is not None:
+        party_stmt = party_stmt.where(AgreementParty.agreement_id.in_(ids))
+    for agreement_id, org_id, name in db.session.execute(party_stmt):
+        parties.setdefault(agreement_id, []).append((org_id, name))
+    return [AgreementChoice(aid, title, tuple(parties.get(aid, ()))) for aid, title in rows]

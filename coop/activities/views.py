@@ -67,6 +67,7 @@ from coop.activities.queries import (
     ledger_query,
     planned_between,
 )
+from coop import cache
 from coop.auth.permissions import get_or_404, require
 from coop.categories import CATEGORY_BY_CODE
 from coop.extensions import db
@@ -488,9 +489,9 @@ def delete_attachment(attachment_id):
 # --- ledgers -------------------------------------------------------------------------------------------------------------
 
 
-def _filter_form(partner_orgs: list[Organization], agreements: list[Agreement] | None) -> LedgerFilterForm:
+def _filter_form(partner_orgs: list[tuple[int, str]], agreements: list | None) -> LedgerFilterForm:
     form = LedgerFilterForm(formdata=request.args)
-    form.partner.choices = [("", _("全部伙伴"))] + [(str(o.id), o.name) for o in partner_orgs]
+    form.partner.choices = [("", _("全部伙伴"))] + [(str(org_id), name) for org_id, name in partner_orgs]
     if agreements is not None:
         form.agreement.choices = [("", _("全部协议"))] + [(str(a.id), a.title) for a in agreements]
     form.validate()
@@ -500,27 +501,27 @@ def _filter_form(partner_orgs: list[Organization], agreements: list[Agreement] |
 def _ledger_context(*, title: str, scope: str = "mine", agreement: Agreement | None = None,
                     org: Organization | None = None, endpoint: str, endpoint_args: dict, export_base: dict):
     """Shared by every ledger view: filters, the page of activities, export links."""
-    visible_agreements = agreements_visible_to(current_user) if agreement is None else [agreement]
+    visible_agreements = agreements_visible_to(current_user) if agreement is None else None
     if agreement is not None:
-        partners = [p.organization for p in agreement.parties]
+        partners = [(p.organization.id, p.organization.name) for p in agreement.parties]
     else:
         anchor = org.id if org is not None else (current_user.organization_id if scope == "mine" else None)
-        seen: dict[int, Organization] = {}
+        seen: dict[int, str] = {}
         for a in visible_agreements:
             if anchor is not None and anchor not in a.party_org_ids:
                 continue
-            for p in a.parties:
-                if p.organization_id != anchor:
-                    seen[p.organization_id] = p.organization
-        partners = sorted(seen.values(), key=lambda o: o.name)
+            for org_id, name in a.parties:
+                if org_id != anchor:
+                    seen[org_id] = name
+        partners = sorted(seen.items(), key=lambda item: item[1])
         if anchor is not None:
             visible_agreements = [a for a in visible_agreements if anchor in a.party_org_ids]
-    form = _filter_form(partners, None if agreement is not None else visible_agreements)
+    form = _filter_form(partners, visible_agreements)
     filters = filter_values(form)
     if agreement is not None:
         filters["agreement_id"] = agreement.id
     stmt = ledger_query(current_user, org_id=org.id if org is not None else None, scope=scope, **filters)
-    page = db.paginate(stmt, page=page_arg(), per_page=PER_PAGE, error_out=False)
+    page = cache.paginate(stmt, page=page_arg(), per_page=PER_PAGE)
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return {
         "title": title, "scope": scope, "agreement": agreement, "org": org, "form": form, "page": page,

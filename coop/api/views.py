@@ -28,6 +28,7 @@ from coop.api import tokens_views
 from coop.api.auth import authenticate_request, issue_token, revoke_token
 from coop.api.errors import ApiError, conflict, domain_error, forbidden, invalid, not_found
 from coop.api.openapi import API_PREFIX, NO_CONTENT, json_reply, openapi_document, operation, pdf_reply
+from coop import cache
 from coop.auth import operations as auth_ops
 from coop.auth.models import Role, User, UserRole
 from coop.auth.passwords import password_problem
@@ -93,7 +94,7 @@ def _page(stmt, query: dict, serialise) -> dict:
     """One page of a select as {"items", "page", "per_page", "total"}."""
     page = query.get("page", 1)
     per_page = query.get("per_page", s.DEFAULT_PER_PAGE)
-    pagination = db.paginate(stmt, page=page, per_page=per_page, error_out=False, count=True)
+    pagination = cache.paginate(stmt, page=page, per_page=per_page)
     return {"items": [serialise(x) for x in pagination.items], "page": page, "per_page": per_page,
             "total": pagination.total or 0}
 

@@ -33,6 +33,7 @@ from coop.activities.models import (
     ActivityStatus,
     ConfirmationState,
 )
+from coop.cache import memoized
 from coop.categories import CATEGORY_CODES
 from coop.extensions import db
 from coop.i18n import N_
@@ -198,12 +199,19 @@ def agreement_progress(
 ) -> dict[int, dict[str, CategoryProgress]]:
     """Per agreement and per 八联 category, the figures for a period (month, quarter or year).
 
-    `agreements` must be loaded Agreement rows; their commitments are read in one query.
+    `agreements` must be loaded Agreement rows; their commitments are read in one query. The result is
+    memoised per data generation (coop.cache: plain frozen dataclasses; callers must not change the dicts).
     """
     agreements = list(agreements)
     ids = [a.id for a in agreements]
     if not ids:
         return {}
+    return memoized("progress.agreements", (tuple(ids), period_start, period_end),
+                    lambda: _agreement_progress(agreements, ids, period_start, period_end))
+
+
+def _agreement_progress(agreements: list[Agreement], ids: list[int], period_start: date,
+                        period_end: date) -> dict[int, dict[str, CategoryProgress]]:
     counts = {}
     # Chunk the IN list: PostgreSQL and SQLite both cope, but plans stay sane and SQLite's
     # variable limit is never hit with thousands of agreements.
@@ -367,11 +375,16 @@ def _chunks(ids: list[int], size: int = 500):
 
 
 def pairing_signals(agreements: Iterable[Agreement], as_of: date) -> dict[int, PairingSignals]:
-    """Per agreement: how long it has been silent and whether one party carries it alone (rules above)."""
+    """Per agreement: how long it has been silent and whether one party carries it alone (rules above).
+    Memoised per data generation (coop.cache)."""
     agreements = list(agreements)
     ids = [a.id for a in agreements]
     if not ids:
         return {}
+    return memoized("progress.signals", (tuple(ids), as_of), lambda: _pairing_signals(agreements, ids, as_of))
+
+
+def _pairing_signals(agreements: list[Agreement], ids: list[int], as_of: date) -> dict[int, PairingSignals]:
     window_start = as_of - timedelta(days=ONE_SIDED_WINDOW_DAYS - 1)
     last_held: dict[int, date] = {}
     entries: dict[int, dict[int, int]] = {}

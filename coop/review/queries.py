@@ -26,6 +26,7 @@ from coop.activities.models import (
     ActivityStatus,
     ConfirmationState,
 )
+from coop.cache import memoized
 from coop.categories import CATEGORY_BY_CODE, CATEGORY_CODES
 from coop.extensions import db
 from coop.formatting import local_tz, ui_month, ui_quarter, ui_year
@@ -416,7 +417,9 @@ def _org_totals(rows: list[PairingRow], period: ReviewPeriod, scope: Organizatio
         )
         .group_by(AgreementParty.organization_id, Activity.category)
     )
-    for org_id, cat, held, conf in db.session.execute(stmt):
+    counted = memoized("review.org_totals", (tuple(agreement_ids), period.first, period.last, tuple(codes)),
+                       lambda: [tuple(r) for r in db.session.execute(stmt)])
+    for org_id, cat, held, conf in counted:
         t = totals.get(org_id)
         if t is not None:
             t.held[cat] = int(held)

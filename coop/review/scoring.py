@@ -34,6 +34,7 @@ from coop.activities.models import (
     ActivityStatus,
     ConfirmationState,
 )
+from coop.cache import memoized
 from coop.categories import CATEGORY_BY_CODE
 from coop.extensions import db
 from coop.i18n import N_
@@ -231,6 +232,13 @@ def _chunks(ids: list[int], size: int = 400):
 
 
 def _activity_counts(org_ids: list[int], first: date, last: date) -> dict[str, dict[int, int]]:
+    # Memoised per data generation (coop.cache); a deep copy, because score_breakdown adds to it.
+    cached = memoized("scoring.activity_counts", (tuple(org_ids), first, last),
+                      lambda: _count_activities(org_ids, first, last))
+    return {code: dict(per_org) for code, per_org in cached.items()}
+
+
+def _count_activities(org_ids: list[int], first: date, last: date) -> dict[str, dict[int, int]]:
     counts: dict[str, dict[int, int]] = {code: {} for code in RULE_CODES}
     for chunk in _chunks(org_ids):
         for code, cond in _activity_conditions(first, last).items():

@@ -1,0 +1,206 @@
+"""Figures that are expensive at group scale, computed once per change of the data (issue 10).
+
+The committee's group-wide screens (cockpit, scores, the group's report data, the reviewer's home) aggregate
+tens of thousands of activities. Those aggregates only change when someone writes, and a group reads them
+far more often than it writes, so each is memoised per **data generation**:
+
+* ``data_generations`` holds one row: a random ``epoch`` (new whenever the row is created, e.g. on a fresh
+  or wiped database) and a counter ``n``.
+* Every transaction that wrote to a table other than sign-in, reminder and report bookkeeping bumps ``n``
+  in the same transaction, just before it commits (``before_commit``; the writes are seen by a cursor hook,
+  so ORM flushes, bulk statements and ``session.execute(insert(...))`` all count). A commit therefore makes
+  the new data and the new generation visible together; there is no window where new data meets an old
+  generation in another process.
+* ``memoized(name, key, compute)`` reads the generation once per request (one indexed single-row SELECT) and
+  returns the value computed under that generation by this process, or computes and keeps it. Each process
+  (gunicorn worker) has its own small LRU; a bump in any process invalidates all of them, because every
+  lookup compares generations.
+
+Only plain data (numbers, tuples, dicts) is memoised — never ORM rows, which belong to one session. A value
+computed while another transaction commits is stored under the generation read before it, which that
+commit has already left behind: the next request recomputes. Writes that bypass the application (a
+restore from backup, hand-made SQL) must start a new epoch: ``new_epoch`` (the restore from backup does it).
+"""
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, Hashable
+
+import sqlalchemy as sa
+from flask import g, has_app_context
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from coop.extensions import db
+
+# Tables whose writes do not change any memoised figure (sign-in and API bookkeeping, reminders,
+# archived reports, the audit trail written alongside real changes, this table itself).
+IGNORED_TABLES = frozenset({
+    "data_generations", "login_sessions", "login_throttles", "api_tokens", "audit_log", "notifications",
+    "reminder_deliveries", "notification_preferences", "calendar_feeds", "monthly_reports", "report_runs",
+    "import_runs", "alembic_version",
+})
+MAX_ENTRIES = 256
+_WRITE = re.compile(r'^\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)', re.I)
+_FLAG = "coop_data_written"
+
+
+class DataGeneration(db.Model):
+    """One row: which version of the data the memoised figures were computed from."""
+
+    __tablename__ = "data_generations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    epoch: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    n: Mapped[int] = mapped_column(sa.BigInteger, nullable=False, default=0)
+
+
+# --- noticing writes and bumping the generation -----------------------------------------------------------------
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _notice_write(conn, _cursor, statement, _parameters, _context, _executemany):
+    m = _WRITE.match(statement)
+    if m and m.group(1).lower() not in IGNORED_TABLES:
+        conn.info[_FLAG] = True
+
+
+@event.listens_for(Engine, "commit")
+@event.listens_for(Engine, "rollback")
+def _forget_writes(conn):
+    conn.info.pop(_FLAG, None)
+
+
+def _bump_statement(dialect_name: str):
+    table = DataGeneration.__table__
+    values = {"id": 1, "epoch": secrets.token_hex(8), "n": 1}
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table).values(**values)
+    return stmt.on_conflict_do_update(index_elements=[table.c.id], set_={"n": table.c.n + 1})
+
+
+@event.listens_for(Session, "before_commit")
+def _bump_on_commit(session: Session) -> None:
+    """Bump the generation in the committing transaction when it wrote figures' data."""
+    if not session.in_transaction():
+        return
+    session.flush()  # pending changes reach the cursor hook now, not in commit's own flush
+    for conn in _session_connections(session):
+        if conn.info.pop(_FLAG, False):
+            conn.execute(_bump_statement(conn.dialect.name))
+
+
+def _session_connections(session: Session) -> list[sa.Connection]:
+    tx = session.get_transaction()
+    if tx is None:
+        return []
+    # SessionTransaction keeps the connections it has begun; a transaction that never touched the
+    # database has none (and wrote nothing).
+    return [conn for conn, *_rest in tx._connections.values()]  # noqa: SLF001 — no public accessor
+
+
+def new_epoch(conn: sa.Connection) -> None:
+    """Start a new epoch after data was replaced behind the application's back (restore from backup): no
+    memoised value of any process can match it again. A database without the row needs nothing."""
+    table = DataGeneration.__table__
+    if sa.inspect(conn).has_table(table.name):
+        conn.execute(table.update().values(epoch=secrets.token_hex(8), n=table.c.n + 1))
+
+
+def _writing(session: Session) -> bool:
+    """True when the session holds changes not yet committed (pending objects or written rows)."""
+    if session.new or session.dirty or session.deleted:
+        return True
+    return any(conn.info.get(_FLAG) for conn in _session_connections(session))
+
+
+def bump(session: Session | None = None) -> None:
+    """Invalidate every memoised figure (in the caller's transaction; the caller commits)."""
+    session = session or db.session
+    session.execute(_bump_statement(session.get_bind().dialect.name))
+
+
+# --- memoising ---------------------------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_entries: OrderedDict[tuple, tuple[tuple, Any]] = OrderedDict()
+stats = {"hits": 0, "misses": 0}
+
+
+def current_generation() -> tuple | None:
+    """(database, epoch, n) — read once per request; None when the row does not exist yet (nothing cached)."""
+    cached = g.get("_coop_generation", False) if has_app_context() else False
+    if cached is not False:
+        return cached
+    row = db.session.execute(sa.select(DataGeneration.epoch, DataGeneration.n).where(DataGeneration.id == 1)).first()
+    value = (db.engine.url.render_as_string(hide_password=True), row[0], row[1]) if row else None
+    if has_app_context():
+        g._coop_generation = value
+    return value
+
+
+def forget_generation() -> None:
+    """Make the next lookup read the generation again (after this request's own commit)."""
+    if has_app_context():
+        g.pop("_coop_generation", None)
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(_session: Session) -> None:
+    forget_generation()
+
+
+def memoized(name: str, key: Hashable, compute: Callable[[], Any]) -> Any:
+    """compute() once per data generation and process; `key` must identify the arguments completely."""
+    if _writing(db.session()):  # this transaction's own changes are not in any generation yet
+        stats["misses"] += 1
+        return compute()
+    generation = current_generation()
+    if generation is None:
+        stats["misses"] += 1
+        return compute()
+    full_key = (name, generation[0], key)
+    with _lock:
+        hit = _entries.get(full_key)
+        if hit is not None and hit[0] == generation:
+            _entries.move_to_end(full_key)
+            stats["hits"] += 1
+            return hit[1]
+    value = compute()
+    with _lock:
+        stats["misses"] += 1
+        _entries[full_key] = (generation, value)
+        _entries.move_to_end(full_key)
+        while len(_entries) > MAX_ENTRIES:
+            _entries.popitem(last=False)
+    return value
+
+
+def clear() -> None:
+    """Drop this process's memoised values (tests, benchmarks)."""
+    with _lock:
+        _entries.clear()
+
+
+def count_rows(stmt: sa.Select) -> int:
+    """SELECT count(*) of a statement, memoised per data generation: the total under a paginated list (a group
+    reviewer's ledger counts tens of thousands of visible activities on every page). The key is the compiled SQL
+    with its parameters, which carry everything that decides visibility (user, organizations, filters)."""
+    compiled = stmt.compile(dialect=db.engine.dialect)
+    key = (str(compiled), repr(sorted(compiled.params.items(), key=lambda kv: kv[0])))
+    query = sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())
+    return memoized("count", key, lambda: int(db.session.execute(query).scalar_one()))
+
+
+def paginate(stmt: sa.Select, *, page: int, per_page: int):
+    """Flask-SQLAlchemy's paginate (an out-of-range page is empty, not a 404) with the memoised total."""
+    pagination = db.paginate(stmt, page=page, per_page=per_page, error_out=False, count=False)
+    pagination.total = count_rows(stmt)
+    return pagination
