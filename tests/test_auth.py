@@ -31,6 +31,15 @@ def test_login_is_case_insensitive_on_username(client, make_user):
     assert do_login(client, "lisi").status_code == 302
 
 
+def test_login_with_a_non_ascii_capital_in_the_username(app, make_user):
+    """SQLite's lower() folds ASCII only: the exact name must still sign in, on both databases."""
+    make_user(username="Ðan")
+    make_user(username="Émile", password="Other-Pass1")
+    assert do_login(app.test_client(), "Ðan").status_code == 302
+    assert do_login(app.test_client(), "Émile", "Other-Pass1").status_code == 302
+    assert do_login(app.test_client(), "Émile").status_code == 401  # another account's password
+
+
 def test_wrong_password_and_unknown_user_get_the_same_message(client, make_user):
     make_user(username="wangwu")
     a = do_login(client, "wangwu", "wrong-pass1")

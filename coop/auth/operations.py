@@ -102,9 +102,12 @@ def authenticate(username: str, password: str, ip: str | None) -> User:
         raise LoginRefused(
             _("登录失败次数过多，请 %(n)s 分钟后再试。", n=current_app.config['LOGIN_LOCK_MINUTES'])
         )
-    user = db.session.execute(
-        sa.select(User).where(sa.func.lower(User.username) == username.lower())
-    ).scalar_one_or_none()
+    # Case-insensitive, plus the exact name: SQLite's lower() folds ASCII only, so "Ðan" would otherwise
+    # never match itself. Where two accounts differ only in such a letter, the exact name wins.
+    candidates = db.session.execute(
+        sa.select(User).where(sa.or_(User.username == username, sa.func.lower(User.username) == username.lower()))
+    ).scalars().all()
+    user = next((u for u in candidates if u.username == username), candidates[0] if len(candidates) == 1 else None)
     ok = verify_password(user.password_hash if user else _dummy_hash(), password or "")
     if not ok or user is None or not user.is_active:
         note_login_failure(username, ip)
