@@ -65,8 +65,11 @@ DEFAULT_VERIFY_MAX_BYTES = 20 * 1024 * 1024
 
 
 def _load(agreement_id) -> Agreement:
+    """The agreement if the user may see it. One it may not see answers 404 like a missing one, so nobody
+    learns which ids exist (as the ledger, the API and the reports do)."""
     agreement = get_or_404(Agreement, agreement_id)
-    require(perms.can_view_agreement(current_user, agreement))
+    if not perms.can_view_agreement(current_user, agreement):
+        abort(404)
     return agreement
 
 

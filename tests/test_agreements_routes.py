@@ -33,13 +33,13 @@ ROLES = ("party_secretary", "party_liaison", "stranger_secretary", "reviewer_ove
 
 # GET on a draft agreement (PDF rendering routes are covered in test_agreements_pdf/views).
 EXPECTED_GET = {
-    "agreements.detail": (200, 200, 403, 200, 200),
-    "agreements.edit": (200, 403, 403, 200, 403),
-    "agreements.sign": (403, 403, 403, 403, 403),
-    "agreements.terminate": (200, 403, 403, 200, 403),
-    "agreements.amendment": (403, 403, 403, 403, 403),
-    "agreements.version_pdf": (404, 404, 403, 404, 404),
-    "agreements.version_certificate": (404, 404, 403, 404, 404),
+    "agreements.detail": (200, 200, 404, 200, 200),
+    "agreements.edit": (200, 403, 404, 200, 403),
+    "agreements.sign": (403, 403, 404, 403, 403),
+    "agreements.terminate": (200, 403, 404, 200, 403),
+    "agreements.amendment": (403, 403, 404, 403, 403),
+    "agreements.version_pdf": (404, 404, 404, 404, 404),
+    "agreements.version_certificate": (404, 404, 404, 404, 404),
     "agreements.new": (200, 403, 200, 200, 403),
 }
 

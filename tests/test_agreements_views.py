@@ -48,12 +48,14 @@ def test_unrelated_secretary_can_neither_see_nor_sign(client, login, in_signing,
     stranger = make_party("无关党支部").secretary
     login(client, stranger)
     aid = in_signing.id
-    assert client.get(f"/agreements/{aid}").status_code == 403
-    assert client.get(f"/agreements/{aid}/pdf").status_code == 403
-    assert client.get(f"/agreements/{aid}/sign").status_code == 403
+    # Answered like an id that does not exist, so outsiders cannot tell which agreements exist.
+    assert client.get(f"/agreements/{aid}").status_code == 404
+    assert client.get(f"/agreements/{aid + 1000}").status_code == 404
+    assert client.get(f"/agreements/{aid}/pdf").status_code == 404
+    assert client.get(f"/agreements/{aid}/sign").status_code == 404
     resp = client.post(f"/agreements/{aid}/sign", data={"password": DEFAULT_PASSWORD, "confirm": "y"})
-    assert resp.status_code == 403
-    assert client.post(f"/agreements/{aid}/decline", data={"decline-reason": "x"}).status_code == 403
+    assert resp.status_code == 404
+    assert client.post(f"/agreements/{aid}/decline", data={"decline-reason": "x"}).status_code == 404
     assert in_signing.title not in text(client.get("/agreements/"))
     assert db.session.execute(sa.select(sa.func.count()).select_from(AgreementSignature)).scalar_one() == 0
 
@@ -78,7 +80,7 @@ def test_reviewer_over_a_party_sees_it_and_others_do_not(client, login, make_org
     other_committee = make_org("物流公司党委", kind="committee")
     client2 = client.application.test_client()
     login(client2, make_user("committee", org=other_committee))
-    assert client2.get(f"/agreements/{agreement.id}").status_code == 403
+    assert client2.get(f"/agreements/{agreement.id}").status_code == 404
 
 
 # --- the editor ----------------------------------------------------------------------------------
