@@ -4,7 +4,6 @@ does not describe. A short budget runs by default; `--run-slow` runs the long on
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -228,12 +227,11 @@ def _assert_reached(statuses: dict[str, list[int]], skipped=()) -> None:
 def test_fuzz_short_budget(fuzz_setup):
     from schemathesis import GenerationMode
 
-    started = time.monotonic()
+    # The budget is the number of examples, not a time limit (a timed assertion flakes on a loaded machine).
     statuses = _fuzz(fuzz_setup, max_examples=25, modes=(GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
                      skip_operations=PDF_OPERATIONS)
     assert len(statuses) >= 20
     _assert_reached(statuses)
-    assert time.monotonic() - started < 120
 
 
 @pytest.mark.slow
