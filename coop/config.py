@@ -57,6 +57,7 @@ DEFAULTS: dict = {
     # Scheduler (`flask scheduler`, or inside `flask serve`)
     "REPORTS_MONTHLY_HOUR": 2,
     "REMINDER_SWEEP_MINUTES": 15,
+    "GC_THRESHOLDS": [10000, 50, 50],  # gc.set_threshold in each process (see app._tune_gc)
     "REPORTS_PROCESSES": 2,  # worker processes for a month's reports (1 = in-process)
     # Mail over TLS to a server with a private CA
     "MAIL_CA_FILE": "",

@@ -148,3 +148,20 @@ def test_cockpit_and_scores_follow_an_evaluation_and_a_new_activity(app, client,
     page = client.get(url).get_data(as_text=True)
     assert "年度累计1/4" in page
     assert client.get("/review/scores?year=2026&quarter=").get_data(as_text=True) != scores_before
+
+
+def test_report_data_follows_a_write(app, pairing, make_activity):
+    """The monthly report figures (screen, JSON and PDF share them) are memoised too, and recomputed after a write."""
+    from coop.reports import queries as report_queries
+
+    def held(as_of=date(2026, 3, 31)):
+        data = report_queries.agreement_report_data(pairing.agreement, 2026, 3, as_of=as_of)
+        return sum(r.held for r in data.categories), len(data.activities)
+
+    make_activity(pairing.la, pairing.agreement, held_on=date(2026, 3, 5))
+    first = held()
+    with _new_request(app):
+        assert held() == first
+    make_activity(pairing.lb, pairing.agreement, held_on=date(2026, 3, 6))
+    with _new_request(app):
+        assert held() == (first[0] + 1, first[1] + 1)

@@ -17,6 +17,12 @@ def test_upgrade_from_empty_matches_models_and_downgrades(empty_database_url, tm
         with db.engine.connect() as conn:
             diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), db.metadata)
         assert diffs == [], f"models and migrations disagree (run `flask db migrate`): {diffs}"
+        # The data generation row exists from the start (coop.cache memoises before the first write).
+        from coop.cache import current_generation
+
+        generation = current_generation()
+        assert generation is not None and generation[2] == 0 and len(generation[1]) == 16
+        db.session.remove()
         downgrade(revision="base")
         with db.engine.connect() as conn:
             left = set(sa.inspect(conn).get_table_names()) - {"alembic_version"}

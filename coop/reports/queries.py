@@ -26,6 +26,7 @@ from coop.activities.models import (
     ConfirmationState,
 )
 from coop.auth.models import Role, User, UserRole
+from coop.cache import memoized
 from coop.categories import CATEGORIES, CATEGORY_BY_CODE
 from coop.extensions import db
 from coop.formatting import local_today, local_tz
@@ -686,6 +687,12 @@ def report_title(kind: str, subject_name: str, period: Period) -> str:
 
 
 def agreement_report_data(agreement: Agreement, year: int, month: int, *, as_of: date | None = None) -> AgreementReportData:
+    """Memoised per data generation (coop.cache): frozen plain data, shared by screen, JSON and PDF."""
+    key = (agreement.id, year, month, as_of or local_today())
+    return memoized("reports.agreement_report_data", key, lambda: _agreement_report_data(agreement, year, month, as_of=as_of))
+
+
+def _agreement_report_data(agreement: Agreement, year: int, month: int, *, as_of: date | None = None) -> AgreementReportData:
     """Everything the agreement report of (year, month) shows."""
     period = month_period(year, month, as_of)
     summary = _summaries([agreement], period, with_liaisons=True)[0]
@@ -700,6 +707,12 @@ def agreement_report_data(agreement: Agreement, year: int, month: int, *, as_of:
 
 
 def organization_report_data(org: Organization, year: int, month: int, *, as_of: date | None = None) -> OrganizationReportData:
+    """Memoised per data generation (coop.cache): frozen plain data, shared by screen, JSON and PDF."""
+    key = (org.id, year, month, as_of or local_today())
+    return memoized("reports.organization_report_data", key, lambda: _organization_report_data(org, year, month, as_of=as_of))
+
+
+def _organization_report_data(org: Organization, year: int, month: int, *, as_of: date | None = None) -> OrganizationReportData:
     """Everything the organization report of (year, month) shows: every agreement `org` is party to."""
     period = month_period(year, month, as_of)
     agreements = agreements_in_month(period.first, period.last, organization_id=org.id)
@@ -724,6 +737,12 @@ def organization_report_data(org: Organization, year: int, month: int, *, as_of:
 
 
 def committee_report_data(root: Organization | None, year: int, month: int, *, as_of: date | None = None) -> CommitteeReportData:
+    """Memoised per data generation (coop.cache): frozen plain data, shared by screen, JSON and PDF."""
+    key = (root.id if root is not None else None, year, month, as_of or local_today())
+    return memoized("reports.committee_report_data", key, lambda: _committee_report_data(root, year, month, as_of=as_of))
+
+
+def _committee_report_data(root: Organization | None, year: int, month: int, *, as_of: date | None = None) -> CommitteeReportData:
     """Everything the committee report shows for `root`'s subtree (None: the whole platform)."""
     period = month_period(year, month, as_of)
     agreements = agreements_in_month(period.first, period.last, scope=root)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 from datetime import date
 
+from typing import NamedTuple
+
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
@@ -52,7 +54,15 @@ add_nav("review.cockpit", N_("党委驾驶舱"), can_view_cockpit, order=40)
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # Matrix rows per page: lists, totals and the export always cover every pairing.
-COCKPIT_PER_PAGE = 100
+class OrgOption(NamedTuple):
+    """One organization in the cockpit's filter: what the option needs, without an ORM row."""
+
+    id: int
+    name: str
+    depth: int
+
+
+COCKPIT_PER_PAGE = 50  # issue 10: a page of the grid stays under ~170 KB of HTML for a group-wide scope
 
 
 # --- helpers ------------------------------------------------------------------------------------------
@@ -190,7 +200,9 @@ def review_activity_panel(activity: Activity) -> dict:
 def cockpit():
     require(can_view_cockpit(current_user))
     cockpit, base, f, today = _cockpit_for_request()
-    org_stmt = sa.select(Organization).where(Organization.is_active.is_(True)).order_by(Organization.path)
+    # Plain columns for the organization filter (hundreds of options at group scope; issue 10).
+    org_stmt = (sa.select(Organization.id, Organization.name, Organization.path)
+                .where(Organization.is_active.is_(True)).order_by(Organization.path))
     if base is not None:
         org_stmt = org_stmt.where(subtree_filter(base))
     period = cockpit.period
@@ -203,7 +215,7 @@ def cockpit():
                   for k, label in (("month", _("月")), ("quarter", _("季度")), ("year", _("年")))],
     }
     return render_template(
-        "review/cockpit.html", c=cockpit, base=base, f=f, orgs=db.session.execute(org_stmt).scalars().all(),
+        "review/cockpit.html", c=cockpit, base=base, f=f, orgs=[OrgOption(i, n, p.strip("/").count("/")) for i, n, p in db.session.execute(org_stmt)],
         rows=cockpit.rows[(page - 1) * COCKPIT_PER_PAGE : page * COCKPIT_PER_PAGE], page=page, pages=pages,
         per_page=COCKPIT_PER_PAGE,
         relations=ORG_RELATION_LABELS, nav=nav, args=_args, today=today,

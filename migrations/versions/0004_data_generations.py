@@ -5,6 +5,8 @@ Revises: 0003
 Create Date: 2026-12-03 23:20:00
 
 """
+import secrets
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -23,6 +25,10 @@ def upgrade():
     sa.Column('n', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_data_generations'))
     )
+    # The row exists from the start, so figures are memoised before the first write after the upgrade.
+    table = sa.table('data_generations', sa.column('id', sa.Integer()), sa.column('epoch', sa.String()),
+                     sa.column('n', sa.BigInteger()))
+    op.bulk_insert(table, [{'id': 1, 'epoch': secrets.token_hex(8), 'n': 0}])
 
 
 def downgrade():
