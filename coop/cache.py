@@ -23,6 +23,7 @@ restore from backup, hand-made SQL) must start a new epoch: ``new_epoch`` (the r
 """
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import threading
@@ -30,7 +31,6 @@ from collections import OrderedDict
 from typing import Any, Callable, Hashable
 
 import sqlalchemy as sa
-from flask import g, has_app_context
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -88,13 +88,32 @@ def _bump_statement(dialect_name: str):
 
 @event.listens_for(Session, "before_commit")
 def _bump_on_commit(session: Session) -> None:
-    """Bump the generation in the committing transaction when it wrote figures' data."""
-    if not session.in_transaction():
+    """Bump the generation in the committing transaction when it wrote figures' data. A savepoint's release
+    is not the commit: the flag stays on the connection for the outer transaction (bumping here would hold
+    the counter row's lock for the rest of it, and two writers could then deadlock on PostgreSQL)."""
+    if not session.in_transaction() or session.in_nested_transaction():
         return
     session.flush()  # pending changes reach the cursor hook now, not in commit's own flush
     for conn in _session_connections(session):
-        if conn.info.pop(_FLAG, False):
+        if conn.info.pop(_FLAG, False) and _has_table(conn):
             conn.execute(_bump_statement(conn.dialect.name))
+
+
+_table_seen: dict[str, bool] = {}
+_warned: set[str] = set()
+
+
+def _has_table(conn: sa.Connection) -> bool:
+    """Whether this database has data_generations (once found, not asked again in this process). Without it —
+    code newer than the schema, before `flask db upgrade` — writes go on and nothing is memoised."""
+    url = conn.engine.url.render_as_string(hide_password=True)
+    if not _table_seen.get(url):
+        _table_seen[url] = sa.inspect(conn).has_table(DataGeneration.__tablename__)
+        if not _table_seen[url] and url not in _warned:
+            _warned.add(url)
+            logging.getLogger(__name__).warning(
+                "table data_generations missing (run `flask db upgrade`): group figures are not memoised")
+    return _table_seen[url]
 
 
 def _session_connections(session: Session) -> list[sa.Connection]:
@@ -134,27 +153,44 @@ _entries: OrderedDict[tuple, tuple[tuple, Any]] = OrderedDict()
 stats = {"hits": 0, "misses": 0}
 
 
+_GENERATION = "coop_generation"
+
+
+def _read_generation(conn: sa.Connection) -> tuple | None:
+    if not _has_table(conn):
+        return None
+    row = conn.execute(sa.select(DataGeneration.epoch, DataGeneration.n).where(DataGeneration.id == 1)).first()
+    return (conn.engine.url.render_as_string(hide_password=True), row[0], row[1]) if row else None
+
+
 def current_generation() -> tuple | None:
-    """(database, epoch, n) — read once per request; None when the row does not exist yet (nothing cached)."""
-    cached = g.get("_coop_generation", False) if has_app_context() else False
-    if cached is not False:
-        return cached
-    row = db.session.execute(sa.select(DataGeneration.epoch, DataGeneration.n).where(DataGeneration.id == 1)).first()
-    value = (db.engine.url.render_as_string(hide_password=True), row[0], row[1]) if row else None
-    if has_app_context():
-        g._coop_generation = value
-    return value
+    """(database, epoch, n) as this transaction sees it — read once per transaction; None when the row or the
+    table does not exist (then nothing is memoised)."""
+    session = db.session()
+    conn = session.connection()  # begins the transaction if needed (on PostgreSQL that reads the generation)
+    if _GENERATION not in session.info:
+        session.info[_GENERATION] = _read_generation(conn)
+    return session.info[_GENERATION]
 
 
 def forget_generation() -> None:
-    """Make the next lookup read the generation again (after this request's own commit)."""
-    if has_app_context():
-        g.pop("_coop_generation", None)
+    """Make the next lookup read the generation again."""
+    db.session().info.pop(_GENERATION, None)
 
 
-@event.listens_for(Session, "after_commit")
-def _after_commit(_session: Session) -> None:
-    forget_generation()
+@event.listens_for(Session, "after_begin")
+def _read_first(session: Session, transaction, connection: sa.Connection) -> None:
+    """PostgreSQL (READ COMMITTED: each statement sees the latest commits): read the generation as the
+    transaction's first statement, so every row a memoised value is computed from is at least as new as the
+    generation it is stored under. SQLite's transaction reads one snapshot, so a lazy read is as good."""
+    if transaction.parent is None and connection.dialect.name == "postgresql":
+        session.info[_GENERATION] = _read_generation(connection)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_end(session: Session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_GENERATION, None)
 
 
 def memoized(name: str, key: Hashable, compute: Callable[[], Any]) -> Any:
@@ -194,8 +230,11 @@ def count_rows(stmt: sa.Select) -> int:
     reviewer's ledger counts tens of thousands of visible activities on every page). The key is the compiled SQL
     with its parameters, which carry everything that decides visibility (user, organizations, filters)."""
     compiled = stmt.compile(dialect=db.engine.dialect)
-    key = (str(compiled), repr(sorted(compiled.params.items(), key=lambda kv: kv[0])))
+    sql = str(compiled)
     query = sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())
+    if any(re.search(rf'\b{table}\b', sql) for table in IGNORED_TABLES):  # no generation follows those tables
+        return int(db.session.execute(query).scalar_one())
+    key = (sql, repr(sorted(compiled.params.items(), key=lambda kv: kv[0])))
     return memoized("count", key, lambda: int(db.session.execute(query).scalar_one()))
 
 

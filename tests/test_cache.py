@@ -38,9 +38,8 @@ def _fresh(agreement):
 
 @contextlib.contextmanager
 def _new_request(app):
-    """What the next request does: a new transaction that reads the generation again."""
+    """What the next request does: a new transaction, which reads the generation again."""
     db.session.commit()
-    cache.forget_generation()
     yield
     db.session.commit()
 
@@ -165,3 +164,27 @@ def test_report_data_follows_a_write(app, pairing, make_activity):
     make_activity(pairing.lb, pairing.agreement, held_on=date(2026, 3, 6))
     with _new_request(app):
         assert held() == (first[0] + 1, first[1] + 1)
+
+
+def test_list_totals_over_bookkeeping_tables_are_never_memoised(app, make_user, api_notification, api_as):
+    """Notifications are written without bumping the generation, so their totals must always be counted."""
+    user = make_user("liaison")
+    first, *_rest = [api_notification(user) for _ in range(3)]
+    api = api_as(user)
+    assert api.get("/notifications?unread=true").get_json()["total"] == 3
+    assert api.post(f"/notifications/{first.id}/read").status_code == 200
+    assert api.get("/notifications?unread=true").get_json()["total"] == 2
+    api_notification(user)  # as the reminder sweep writes them
+    assert api.get("/notifications?unread=true").get_json()["total"] == 3
+
+
+def test_a_savepoint_does_not_bump_before_the_commit(app, counted):
+    before = cache.current_generation()
+    with _new_request(app):
+        with db.session.begin_nested():
+            db.session.execute(sa.update(Activity).values(place="会议室甲"))
+        with db.session.begin_nested():
+            db.session.execute(sa.update(Activity).values(place="会议室乙"))
+        assert cache.current_generation() == before  # released savepoints: nothing bumped yet
+    after = cache.current_generation()
+    assert after[2] == before[2] + 1  # one bump, at the commit
