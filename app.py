@@ -78,6 +78,7 @@ def _tune_gc(app: Flask) -> None:
 
     gc.set_threshold(*(int(n) for n in app.config["GC_THRESHOLDS"]))
     if not app.testing:
+        gc.collect()  # start-up garbage is freed, not frozen
         gc.freeze()
 
 

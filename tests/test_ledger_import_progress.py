@@ -67,7 +67,7 @@ def test_upload_runs_in_background_and_imports_exactly_once(client, login, pairi
     run = db.session.get(ImportRun, run_id)
     assert run.created_by_id == pairing.la.id and run.agreement_id == pairing.agreement.id
     assert run.file_name == "三月台账.xlsx" and run.file_path.endswith(".xlsx") and "三月" not in run.file_path
-    assert jobs.import_root().joinpath(run.file_path).read_bytes() == GOOD
+    assert not jobs.import_root().joinpath(run.file_path).exists()  # the file is not kept once imported
     assert run.started_at and run.finished_at and run.created_at.tzinfo is not None
     audit = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.kind == "activity.imported")).one()
     assert audit.detail["import_run_id"] == run_id and len(audit.detail["activity_ids"]) == 3
@@ -87,6 +87,7 @@ def test_rejected_file_lists_the_rows_and_writes_nothing(client, login, pairing)
     assert activity_count() == 0
     run = db.session.get(ImportRun, run_id)
     assert run.status is ImportStatus.rejected and [e[0] for e in run.errors] == [3, 4]
+    assert not jobs.import_root().joinpath(run.file_path).exists()  # nor a rejected one
 
 
 def test_a_row_refused_while_writing_rolls_back_every_row(app, pairing, monkeypatch):

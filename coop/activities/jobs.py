@@ -79,6 +79,9 @@ def start_import_run(actor: User, agreement: Agreement, data: bytes, file_name: 
         raise ImportRefused(_("只有生效中协议的联络员可以导入台账。"))
     if len(data) > MAX_IMPORT_BYTES:
         raise ImportRefused(_("文件太大，台账文件不能超过 %(mb)d MB。", mb=MAX_IMPORT_BYTES // (1024 * 1024)))
+    # Two uploads at once must not both pass the check below: lock the agreement's row until this
+    # transaction commits (PostgreSQL; SQLite's write transactions are serialised already by BEGIN IMMEDIATE).
+    db.session.execute(sa.select(Agreement.id).where(Agreement.id == agreement.id).with_for_update())
     unfinished = db.session.execute(
         sa.select(ImportRun).where(ImportRun.agreement_id == agreement.id,
                                    ImportRun.status.in_([ImportStatus.queued, ImportStatus.running]))
@@ -87,6 +90,7 @@ def start_import_run(actor: User, agreement: Agreement, data: bytes, file_name: 
         if not is_stale(run):
             raise ImportRefused(_("该协议已有一个导入正在进行，请等待其完成。"), live_run=run)
         run.status, run.finished_at, run.message = ImportStatus.failed, now_utc(), INTERRUPTED
+        _discard_file(run.file_path)
     root = import_root()
     relative = store_file(root, data, "xlsx")
     delete_unless_committed(root, relative)
@@ -133,6 +137,25 @@ def execute_import_run(run_id: int, *, progress: Progress | None = None) -> None
     db.session.commit()
     if not _save(run_id, only_if=ImportStatus.queued, status=ImportStatus.running, started_at=now_utc()):
         return
+    with sqlite_read_only(True):
+        file_path = db.session.execute(sa.select(ImportRun.file_path).where(ImportRun.id == run_id)).scalar_one()
+        db.session.rollback()
+    try:
+        _execute(run_id, progress)
+    finally:
+        # Whatever the outcome, the activities or the listed problems are the record: the uploaded file is not
+        # kept (it would pile up in the instance folder and in every backup).
+        _discard_file(file_path)
+
+
+def _discard_file(relative: str) -> None:
+    try:
+        resolve_stored(import_root(), relative).unlink(missing_ok=True)
+    except (OSError, ValueError):
+        log.warning("could not delete the import file %s", relative, exc_info=True)
+
+
+def _execute(run_id: int, progress: Progress | None) -> None:
     try:
         with sqlite_read_only(True):
             try:

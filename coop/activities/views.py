@@ -363,7 +363,7 @@ def confirm(activity_id):
     if not form.validate_on_submit():
         for errors in form.errors.values():
             for e in errors:
-                flash(str(e), "error")  # str: a lazy message cannot go into the session
+                flash(str(e), "error")  # str: a lazy message would come back from the session as unescaped Markup
         return redirect(url_for("activities.detail", activity_id=activity.id) + "#confirm")
     try:
         ops.confirm_activity(current_user, activity, form.decision.data, form.comment.data,

@@ -227,5 +227,5 @@ def user_reset_password(user_id):
     else:
         for errors in form.errors.values():
             for e in errors:
-                flash(e, "error")
+                flash(str(e), "error")  # str: a lazy message would come back from the session as unescaped Markup
     return redirect(url_for("auth.user_edit", user_id=user.id))

@@ -144,7 +144,7 @@ def save_settings():
     else:
         for errors in form.errors.values():
             for e in errors:
-                flash(e, "error")
+                flash(str(e), "error")  # str: a lazy message would come back from the session as unescaped Markup
     return redirect(url_for("auth.profile") + "#notification-settings")
 
 

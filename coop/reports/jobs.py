@@ -10,6 +10,7 @@ job idempotent: running it twice, or again after downtime, makes each missing re
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import multiprocessing
 import resource
@@ -109,6 +110,7 @@ def _render_task(task: tuple) -> tuple:
     finally:
         if _worker_app is not None:
             db.session.remove()  # end the read snapshot so SQLite can checkpoint
+            gc.collect()  # WeasyPrint's document trees hold cycles; the raised GC thresholds (app._tune_gc) would keep them
             _release_freed_memory()
 
 
