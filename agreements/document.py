@@ -9,12 +9,15 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from coop.i18n import N_
 from coop.pdf import PdfBox, pdf_jinja_env, render_pdf_layout
 
 TEMPLATE = "pdf/agreement.html"
 
 #: 甲方, 乙方, 丙方 … — the order of ``ctx["parties"]``.
-PARTY_LABELS = ("甲方", "乙方", "丙方", "丁方", "戊方", "己方", "庚方", "辛方", "壬方", "癸方")
+# Chinese in the document; screens translate them (agreements.views.ui_party_label).
+PARTY_LABELS = (N_("甲方"), N_("乙方"), N_("丙方"), N_("丁方"), N_("戊方"), N_("己方"), N_("庚方"), N_("辛方"),
+                N_("壬方"), N_("癸方"))
 
 
 def party_label(index: int) -> str:

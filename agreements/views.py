@@ -14,6 +14,7 @@ from sqlalchemy.orm import joinedload, lazyload, selectinload
 from agreements import operations as ops
 from agreements import permissions as perms
 from agreements.content import content_from_json, content_of, snapshot
+from agreements.document import PARTY_LABELS
 from agreements.forms import AgreementFilterForm, AgreementForm, AmendmentForm, ReasonForm, SignForm, VerifyForm
 from agreements.models import (
     Agreement,
@@ -292,15 +293,11 @@ def detail(agreement_id):
     )
 
 
-# 甲方, 乙方 … as screens show them (the PDF's own labels are agreements.document.PARTY_LABELS).
-UI_PARTY_LABELS = (N_("甲方"), N_("乙方"), N_("丙方"), N_("丁方"), N_("戊方"), N_("己方"), N_("庚方"), N_("辛方"),
-                   N_("壬方"), N_("癸方"))
-
-
 def ui_party_label(index: int) -> str:
-    """甲方 for 0, 乙方 for 1 … in the interface language (Party A, Party B …)."""
-    if index < len(UI_PARTY_LABELS):
-        return _(UI_PARTY_LABELS[index])
+    """甲方 for 0, 乙方 for 1 … in the interface language (Party A, Party B …); the document's own labels
+    are agreements.document.party_label."""
+    if index < len(PARTY_LABELS):
+        return _(PARTY_LABELS[index])
     return _("第%(n)s方", n=index + 1)
 
 

@@ -225,16 +225,25 @@ def clear() -> None:
         _entries.clear()
 
 
+_touches_ignored: dict[tuple, bool] = {}
+
+
 def count_rows(stmt: sa.Select) -> int:
     """SELECT count(*) of a statement, memoised per data generation: the total under a paginated list (a group
-    reviewer's ledger counts tens of thousands of visible activities on every page). The key is the compiled SQL
-    with its parameters, which carry everything that decides visibility (user, organizations, filters)."""
-    compiled = stmt.compile(dialect=db.engine.dialect)
-    sql = str(compiled)
+    reviewer's ledger counts tens of thousands of visible activities on every page). The key is SQLAlchemy's own
+    cache key of the statement (its shape, which SQLAlchemy computes to execute it anyway) plus its parameters,
+    which carry everything that decides visibility (user, organizations, filters) — no compiling per request."""
     query = sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())
-    if any(re.search(rf'\b{table}\b', sql) for table in IGNORED_TABLES):  # no generation follows those tables
+    cache_key = stmt._generate_cache_key()  # None for a statement SQLAlchemy cannot cache
+    if cache_key is None:
         return int(db.session.execute(query).scalar_one())
-    key = (sql, repr(sorted(compiled.params.items(), key=lambda kv: kv[0])))
+    shape = cache_key.key
+    if shape not in _touches_ignored:  # once per statement shape: does it read a table that never bumps?
+        sql = str(stmt.compile(dialect=db.engine.dialect))
+        _touches_ignored[shape] = any(re.search(rf"\b{table}\b", sql) for table in IGNORED_TABLES)
+    if _touches_ignored[shape]:  # e.g. notifications: no generation follows them
+        return int(db.session.execute(query).scalar_one())
+    key = (shape, tuple(repr(p.effective_value) for p in cache_key.bindparams))
     return memoized("count", key, lambda: int(db.session.execute(query).scalar_one()))
 
 

@@ -62,11 +62,24 @@ def database_url(tmp_path_factory, worker_id):
         return url
     # pytest-xdist: each worker gets its own PostgreSQL database next to the given one.
     name = f"{url.rsplit('/', 1)[1]}_{worker_id}"
-    admin = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
+    with _pg_admin(url) as admin, admin.connect() as conn:
         if conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
+    return _sibling(url, name)
+
+
+@contextlib.contextmanager
+def _pg_admin(url: str):
+    """An AUTOCOMMIT engine on the PostgreSQL server of `url` (CREATE / DROP DATABASE), disposed afterwards."""
+    admin = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    try:
+        yield admin
+    finally:
+        admin.dispose()
+
+
+def _sibling(url: str, name: str) -> str:
+    """The URL of database `name` on the same server as `url`."""
     return f"{url.rsplit('/', 1)[0]}/{name}"
 
 
@@ -122,15 +135,14 @@ def throwaway_database(tmp_dir: pathlib.Path):
         yield f"sqlite:///{tmp_dir / f'empty-{uuid.uuid4().hex[:8]}.sqlite3'}"
         return
     name = f"coop_tmp_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{url.rsplit('/', 1)[0]}/{name}"
-    finally:
+    with _pg_admin(url) as admin:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield _sibling(url, name)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def poll_until_finished(client, url: str, timeout: float = 30) -> dict:

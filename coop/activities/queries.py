@@ -235,7 +235,7 @@ class AgreementChoice:
         return {org_id for org_id, _name in self.parties}
 
 
-def agreements_visible_to(user: User) -> list[AgreementChoice]:
+def agreement_choices(user: User) -> list[AgreementChoice]:
     """Every agreement the user may see, for the ledger's agreement and partner filters — plain columns, not
     ORM rows: a group reviewer sees hundreds of agreements with their parties on every ledger page (issue 10)."""
     stmt = sa.select(Agreement.id, Agreement.title).order_by(Agreement.starts_on.desc(), Agreement.id.desc())

@@ -61,8 +61,8 @@ from coop.activities.permissions import (
 from coop.activities.queries import (
     LEDGER_LOADS,
     PERMISSION_LOADS,
+    agreement_choices,
     agreements_for_logging,
-    agreements_visible_to,
     awaiting_confirmation,
     ledger_query,
     planned_between,
@@ -501,7 +501,7 @@ def _filter_form(partner_orgs: list[tuple[int, str]], agreements: list | None) -
 def _ledger_context(*, title: str, scope: str = "mine", agreement: Agreement | None = None,
                     org: Organization | None = None, endpoint: str, endpoint_args: dict, export_base: dict):
     """Shared by every ledger view: filters, the page of activities, export links."""
-    visible_agreements = agreements_visible_to(current_user) if agreement is None else None
+    visible_agreements = agreement_choices(current_user) if agreement is None else None
     if agreement is not None:
         partners = [(p.organization.id, p.organization.name) for p in agreement.parties]
     else:

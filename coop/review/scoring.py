@@ -391,9 +391,15 @@ class RankingRow:
     score: OrgScore
 
 
+def scope_scores(scope: Organization | None, year: int, quarter: int | None = None) -> dict[int, OrgScore]:
+    """score_breakdown for every organization scored in a scope (None: everything) — the scores page, its
+    Excel export and the ranking."""
+    return score_breakdown(scored_org_ids(scope, year, quarter), year, quarter)
+
+
 def ranking(scope: Organization | None, year: int, quarter: int) -> list[RankingRow]:
     """The quarter's ranking (晾晒比) inside a scope: highest total first, ties share a rank."""
-    scores = score_breakdown(scored_org_ids(scope, year, quarter), year, quarter)
+    scores = scope_scores(scope, year, quarter)
     ordered = sorted(scores.values(), key=lambda s: (-s.total, s.org_name))
     rows, rank, previous = [], 0, None
     for i, s in enumerate(ordered, start=1):

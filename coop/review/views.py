@@ -374,7 +374,7 @@ def scores():
     require(can_view_cockpit(current_user))
     year, quarter = _year_quarter()
     base = _reviewer_scope(current_user)
-    result = scoring.score_breakdown(scoring.scored_org_ids(base, year, quarter), year, quarter)
+    result = scoring.scope_scores(base, year, quarter)
     orgs = {o.id: o for o in db.session.execute(sa.select(Organization).where(Organization.id.in_(list(result)))).scalars()}
     return render_template("review/scores.html", scores=list(result.values()), orgs=orgs, year=year, quarter=quarter,
                            lines_by_org={s.org_id: {line.rule: line for line in s.lines} for s in result.values()},
@@ -388,7 +388,7 @@ def export_scores():
     require(can_view_cockpit(current_user))
     year, quarter = _year_quarter()
     base = _reviewer_scope(current_user)
-    result = scoring.score_breakdown(scoring.scored_org_ids(base, year, quarter), year, quarter)
+    result = scoring.scope_scores(base, year, quarter)
     buf = io.BytesIO()
     label = scoring.period_label(year, quarter)
     export.write_scores_xlsx(buf, result.values(), label)
