@@ -123,3 +123,33 @@ def test_backup_command_writes_an_archive(app, tmp_path):
     assert result.exit_code == 0, result.output
     with tarfile.open(out) as tar:
         assert "manifest.json" in tar.getnames()
+
+
+@pytest.mark.parametrize("python_filter", [True, False], ids=["tarfile-data-filter", "checked-by-hand"])
+def test_an_archive_reaching_outside_its_folder_is_refused(app, tmp_path, monkeypatch, python_filter):
+    """A crafted archive ("../" or an absolute name, a link) is refused before anything is written, with
+    tarfile's own "data" filter and with the hand-made checks used on Pythons older than 3.11.4."""
+    import io
+
+    from coop import backup
+
+    if not python_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    for name, kind in (("../escaped.txt", tarfile.REGTYPE), ("/tmp/absolute.txt", tarfile.REGTYPE),
+                       ("link", tarfile.SYMTYPE)):
+        archive = tmp_path / f"bad-{kind!r}-{len(name)}.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            member = tarfile.TarInfo(name)
+            member.type = kind
+            if kind == tarfile.SYMTYPE:
+                member.linkname = "/etc/passwd"
+                tar.addfile(member)
+            else:
+                member.size = 3
+                tar.addfile(member, io.BytesIO(b"bad"))
+        dest = tmp_path / "dest"
+        dest.mkdir(exist_ok=True)
+        with tarfile.open(archive, "r:gz") as tar, pytest.raises(tarfile.TarError):
+            backup._extract_safely(tar, dest)
+        assert not (tmp_path / "escaped.txt").exists()
+        assert list(dest.iterdir()) == [] or python_filter  # the hand-made check writes nothing at all
