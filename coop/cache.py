@@ -250,5 +250,9 @@ def count_rows(stmt: sa.Select) -> int:
 def paginate(stmt: sa.Select, *, page: int, per_page: int):
     """Flask-SQLAlchemy's paginate (an out-of-range page is empty, not a 404) with the memoised total."""
     pagination = db.paginate(stmt, page=page, per_page=per_page, error_out=False, count=False)
-    pagination.total = count_rows(stmt)
+    shown = len(pagination.items)
+    if 0 < shown < per_page:  # a short, non-empty page is the last one: the total is known without counting
+        pagination.total = (pagination.page - 1) * per_page + shown
+    else:
+        pagination.total = count_rows(stmt)
     return pagination

@@ -188,3 +188,32 @@ def test_a_savepoint_does_not_bump_before_the_commit(app, counted):
         assert cache.current_generation() == before  # released savepoints: nothing bumped yet
     after = cache.current_generation()
     assert after[2] == before[2] + 1  # one bump, at the commit
+
+
+def test_paginate_knows_the_total_of_a_short_last_page_without_counting(app, make_org):
+    """A list's last page is short: its total is (pages before) + (rows shown), no count needed; a full page,
+    or an empty one past the end, still counts (the total could be anything)."""
+    from coop.orgs.models import Organization
+
+    for i in range(7):
+        make_org(f"分页测试党支部{i}")
+    db.session.commit()
+    stmt = sa.select(Organization).where(Organization.name.like("分页测试%")).order_by(Organization.id)
+    statements = []
+
+    def keep(conn, cursor, statement, *args):
+        statements.append(statement.lower())
+
+    sa.event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        cache.clear()
+        short = cache.paginate(stmt, page=2, per_page=5)
+        assert (short.total, len(short.items), short.pages) == (7, 2, 2)
+        assert not any("count(" in s for s in statements)
+        full = cache.paginate(stmt, page=1, per_page=5)
+        assert (full.total, len(full.items)) == (7, 5)
+        past = cache.paginate(stmt, page=9, per_page=5)
+        assert (past.total, past.items) == (7, [])
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", keep)
+    assert sum("count(" in s for s in statements) == 1  # the full page counted; the page past the end hit the memo

@@ -243,3 +243,17 @@ def test_reminder_emails_speak_the_recipients_language(app, reminder_world, remi
         for value in sorted(stored, key=len, reverse=True):
             part = part.replace(str(escape(value)), "").replace(value, "")
         assert not CJK.search(part), CJK.findall(part)
+
+
+def test_remembered_catalogue_follows_a_forced_locale(app):
+    """Templates' _() remembers the request's catalogue (issue 10); inside ui_force_locale (an e-mail in the
+    recipient's language) it switches, and switches back after."""
+    from flask import render_template_string
+
+    from coop.i18n import ui_force_locale
+
+    with app.test_request_context("/"):
+        assert render_template_string("{{ _('协议') }}") == "协议"
+        with ui_force_locale("en"):
+            assert render_template_string("{{ _('协议') }}") == "Agreements"
+        assert render_template_string("{{ _('协议') }}") == "协议"

@@ -79,6 +79,37 @@ def test_badge_costs_one_count_query(with_notices, app, login):
     assert len(statements) == 1 and "count(" in statements[0].lower()
 
 
+def test_signed_in_page_fetches_user_roles_and_badge_in_one_statement(with_notices, app, client, login, rendered):
+    """Every signed-in page starts with one statement for the session, the user, the roles and the badge
+    (issue 10: it was three), and the badge is still the live count on the next page."""
+    w, _agreement, _act = with_notices
+    login(client, w.lx)
+    statements = []
+
+    def keep(conn, cursor, statement, *args):
+        statements.append(" ".join(statement.lower().split()))
+
+    sa.event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        assert client.get("/agreements/").status_code == 200
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", keep)
+    about_user = [s for s in statements if "login_sessions" in s or "from user_roles" in s or "read_at is null" in s]
+    assert len(about_user) == 1, about_user
+    assert "user_roles" in about_user[0] and "notifications" in about_user[0]
+    assert dict(rendered)["agreements/index.html"]["unread_notifications"] == 2
+    rendered.clear()
+    client.get("/notifications")
+    assert dict(rendered)["reminders/index.html"]["unread_notifications"] == 2
+    # A notice written after this page (by the sweep, another process) shows on the next one.
+    db.session.add(Notification(user_id=w.lx.id, kind="agreement_inactive", item_key="x", dedupe_key="x-extra",
+                                title="又一条"))
+    db.session.commit()
+    rendered.clear()
+    client.get("/notifications")
+    assert dict(rendered)["reminders/index.html"]["unread_notifications"] == 3
+
+
 def test_open_marks_read_and_goes_to_the_thing(with_notices, client, login):
     w, _agreement, act = with_notices
     login(client, w.lx)

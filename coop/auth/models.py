@@ -69,6 +69,8 @@ class User(UserMixin, TimestampMixin, db.Model):
 
     # The secret of the login session this request came with (set by the user loader); not stored.
     session_token = None  # type: Optional[str]
+    # What the user loader fetched on the same trip for this request (see user_for_session_token); not stored.
+    prefetched = None
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.username!r}>"

@@ -132,22 +132,35 @@ def start_login_session(user: User, ip: str | None, user_agent: str | None) -> s
     return token
 
 
-def user_for_session_token(token: str) -> Optional[User]:
-    """The active user owning a live login session token, or None (revoked, expired, deactivated)."""
+def user_for_session_token(token: str, *, also: sa.ScalarSelect | None = None) -> Optional[User]:
+    """The active user owning a live login session token, or None (revoked, expired, deactivated).
+
+    This runs on every signed-in request, so it is one statement (issue 10): the session, its user, the
+    user's roles and organization joined, plus ``also`` — a scalar subquery correlated to ``login_sessions`` that the caller
+    wants on the same trip (the top bar's unread count); its value is left in ``user.prefetched``.
+    """
     if not token:
         return None
     max_age = timedelta(days=7)
-    row = db.session.execute(
+    stmt = (
         sa.select(LoginSession).where(LoginSession.token_hash == _token_hash(token))
-        # the user in the same query: this runs on every signed-in request (issue 10)
-        .options(joinedload(LoginSession.user))
-    ).scalar_one_or_none()
-    if row is None or row.revoked_at is not None or now_utc() - row.created_at > max_age:
+        # the user's organization too: the top bar and most pages read it
+        .options(joinedload(LoginSession.user).joinedload(User.role_rows),
+                 joinedload(LoginSession.user).joinedload(User.organization))
+    )
+    if also is not None:
+        stmt = stmt.add_columns(also)
+    found = db.session.execute(stmt).unique().first()
+    if found is None:
+        return None
+    row = found[0]
+    if row.revoked_at is not None or now_utc() - row.created_at > max_age:
         return None
     user = row.user
     if user is None or not user.is_active:
         return None
     user.session_token = token
+    user.prefetched = found[1] if also is not None else None
     return user
 
 

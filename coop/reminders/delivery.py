@@ -18,7 +18,6 @@ from typing import Iterable, Optional
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import force_locale
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.orm import selectinload
@@ -26,7 +25,7 @@ from sqlalchemy.orm import selectinload
 from coop.auth.models import User
 from coop.extensions import db
 from coop.formatting import ui_date
-from coop.i18n import N_
+from coop.i18n import N_, ui_force_locale
 from coop.mail import MailSettings, build_message, format_address, send_messages
 from coop.reminders.models import (
     Delivery,
@@ -342,7 +341,7 @@ def _recipient_locale(user: User) -> str:
 def _compose(user: User, deliveries: list[Delivery], digest_mode: Optional[EmailMode], now: datetime) -> list[_Message]:
     """Turn one person's claimed rows into e-mails in their language (the notices' own titles and texts stay
     as stored): a digest, single notices, or one catch-up summary."""
-    with force_locale(_recipient_locale(user)):
+    with ui_force_locale(_recipient_locale(user)):
         return _compose_in_locale(user, deliveries, digest_mode, now)
 
 

@@ -46,6 +46,18 @@ def unread_count(user: User) -> int:
     ).scalar_one()
 
 
+def unread_count_column() -> sa.ScalarSelect:
+    """unread_count as a subquery correlated to ``login_sessions.user_id``: the user loader fetches it with the
+    signed-in user in one statement (coop.web)."""
+    from coop.auth.models import LoginSession
+
+    return (
+        sa.select(sa.func.count()).select_from(Notification)
+        .where(Notification.user_id == LoginSession.user_id, Notification.read_at.is_(None))
+        .scalar_subquery()
+    )
+
+
 def mark_read(user: User, notification: Notification) -> None:
     """Mark one of the person's own notices as read (already read: unchanged)."""
     if notification.user_id != user.id:

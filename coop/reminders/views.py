@@ -5,7 +5,6 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, session, url_for
-from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -14,6 +13,7 @@ from coop.auth.permissions import get_or_404, require
 from coop.auth.views import PROFILE_SECTIONS
 from coop.extensions import csrf, db
 from coop.home.views import HOME_PANELS
+from coop.i18n import ui_force_locale
 from coop.reminders import ical
 from coop.reminders import operations as ops
 from coop.reminders.delivery import UNSUBSCRIBE_ALL, absolute_url, effective_preferences, parse_unsubscribe_token
@@ -28,8 +28,12 @@ PROFILE_SECTIONS.append("reminders/_profile_settings.html")
 
 @bp.app_context_processor
 def _unread_badge():
-    """`unread_notifications` for the top bar: one COUNT, only for signed-in people."""
+    """`unread_notifications` for the top bar, only for signed-in people. A GET reads the count the user
+    loader fetched with the user (GET requests never change notifications); after a POST it is counted again."""
     if current_user and current_user.is_authenticated:
+        prefetched = getattr(current_user, "prefetched", None)
+        if request.method in ("GET", "HEAD") and prefetched is not None:
+            return {"unread_notifications": prefetched}
         return {"unread_notifications": ops.unread_count(current_user)}
     return {"unread_notifications": 0}
 
@@ -232,7 +236,7 @@ def _reader_locale(user: User) -> str:
 def unsubscribe(token):
     """GET asks (changes nothing, mail scanners follow links); POST unsubscribes."""
     user, scope = _unsubscribe_target(token)
-    with force_locale(_reader_locale(user)):
+    with ui_force_locale(_reader_locale(user)):
         label, done = _unsubscribe_texts(scope)
         if request.method == "POST":
             try:
