@@ -126,6 +126,9 @@ class Agreement(TimestampMixin, db.Model):
     __table_args__ = (
         sa.CheckConstraint("ends_on >= starts_on", name="term_order"),
         sa.Index("ix_agreements_status_ends", "status", "ends_on"),
+        # The agreement list's order (newest change first): the database walks this index and stops after a
+        # page of visible agreements instead of sorting them all (a group reviewer: 1.4 → 0.2 ms at 600).
+        sa.Index("ix_agreements_updated", "updated_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -3,13 +3,14 @@ and the public verification pages (/verify, /verify/<code>)."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy.orm import joinedload, lazyload, selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from agreements import operations as ops
 from agreements import permissions as perms
@@ -28,6 +29,7 @@ from agreements.models import (
 )
 from agreements.presets import DEFAULT_TEMPLATE, TEMPLATE_BY_CODE, TEMPLATES
 from agreements.queries import (
+    agreement_for_detail,
     agreement_history,
     agreements_visible_to,
     awaiting_signature,
@@ -42,13 +44,14 @@ from agreements.signatures import (
     render_snapshot_pdf,
     sha256_hex,
 )
+from coop import cache
 from coop.auth.models import Role, User, UserRole
 from coop.auth.permissions import get_or_404, require
 from coop.auth.views import PROFILE_SECTIONS
 from coop.extensions import db
 from coop.forms import clean_text, parse_id
 from coop.formatting import local_today
-from coop.home.views import HOME_PANELS
+from coop.home.views import HOME_PANELS, home_memo
 from coop.i18n import N_
 from coop.orgs.models import Organization
 from coop.web import add_nav, page_arg
@@ -134,12 +137,16 @@ def index():
     form = AgreementFilterForm(request.args)
     form.status.choices = [("", _("全部状态"))] + [(s.value, s.ui_label) for s in AgreementStatus]
     visible = agreements_visible_to(current_user)
-    party_orgs = db.session.execute(
-        sa.select(Organization).join(AgreementParty, AgreementParty.organization_id == Organization.id)
+    # The party filter's choices: every organization in an agreement this user sees (a group reviewer: all
+    # ~300), as plain (id, name) pairs memoised per data generation — the user's roles and organization are
+    # data too, so the user's id is the whole key (issue 10).
+    party_orgs = cache.memoized("agreement_party_choices", current_user.id, lambda: [tuple(r) for r in db.session.execute(
+        sa.select(Organization.id, Organization.name)
+        .join(AgreementParty, AgreementParty.organization_id == Organization.id)
         .where(AgreementParty.agreement_id.in_(visible.with_only_columns(Agreement.id).scalar_subquery()))
         .distinct().order_by(Organization.name)
-    ).scalars().all()
-    form.party.choices = [("", _("全部共建方"))] + [(str(o.id), o.name) for o in party_orgs]
+    )])
+    form.party.choices = [("", _("全部共建方"))] + [(str(org_id), name) for org_id, name in party_orgs]
 
     stmt = visible
     if form.status.data in {s.value for s in AgreementStatus}:
@@ -158,8 +165,7 @@ def index():
                         selectinload(Agreement.versions))
     order = Agreement.ends_on if form.expiring.data else Agreement.updated_at.desc()
     page = page_arg()
-    pagination = db.paginate(stmt.order_by(order, Agreement.id.desc()), page=page, per_page=PER_PAGE,
-                             error_out=False)
+    pagination = cache.paginate(stmt.order_by(order, Agreement.id.desc()), page=page, per_page=PER_PAGE)
     return render_template(
         "agreements/index.html", pagination=pagination, form=form, q=q, today=today,
         expiring_limit=today + timedelta(days=EXPIRING_DAYS),
@@ -256,34 +262,14 @@ def recall(agreement_id):
 @bp.route("/agreements/<int:agreement_id>")
 @login_required
 def detail(agreement_id):
-    # Everything the page shows, loaded up front in a few IN-queries (issue 10): otherwise the template
-    # lazy-loads each relationship, and each party's organization and named liaison, one query at a time.
+    # Everything the page shows, loaded up front (issue 10): otherwise the template lazy-loads each
+    # relationship, and each party's organization and named liaison, one query at a time.
     # _load then finds the agreement in the session's identity map (held here: that map keeps weak references).
-    preloaded = db.session.execute(
-        sa.select(Agreement).where(Agreement.id == agreement_id).options(
-            # parties, their organizations and the two people in the same query (no other joined collection);
-            # the page never reads these users' roles, so they are not loaded (User.role_rows is selectin).
-            joinedload(Agreement.parties).joinedload(AgreementParty.organization),
-            joinedload(Agreement.created_by).lazyload(User.role_rows),
-            joinedload(Agreement.ended_by).lazyload(User.role_rows),
-            selectinload(Agreement.commitments),
-            selectinload(Agreement.liaisons).selectinload(AgreementLiaison.user).lazyload(User.role_rows),
-            selectinload(Agreement.versions).selectinload(AgreementVersion.signatures),
-        )
-    ).unique().scalar_one_or_none()
+    preloaded = agreement_for_detail(agreement_id)
     agreement = _load(agreement_id)
     del preloaded  # held until _load found it
-    orgs = {p.organization_id: p.organization for p in agreement.parties}
-    # Every party's secretaries in one query (issue 10: it was one query, plus their roles, per party).
-    secretaries = {o: [] for o in orgs}
-    for user in db.session.execute(
-        sa.select(User)
-        .join(UserRole, UserRole.user_id == User.id)
-        .where(User.organization_id.in_(list(orgs)), UserRole.role == Role.secretary, User.is_active_account.is_(True))
-        .order_by(User.id).options(lazyload(User.role_rows))
-    ).scalars():
-        secretaries[user.organization_id].append(user.display_name)
-    renewal = ops.renewal_of(agreement)
+    secretaries, renewal = cache.memoized("agreement_detail_people", (agreement.id, tuple(agreement.party_org_ids)),
+                                          lambda: _secretaries_and_renewal(agreement))
     return render_template(
         "agreements/detail.html", agreement=agreement, perms=perms, history=agreement_history(agreement),
         secretaries=secretaries, renewal=renewal, today=local_today(), VersionState=VersionState,
@@ -291,6 +277,31 @@ def detail(agreement_id):
         amendment_content=_amendment_view(agreement),
         party_labels=_party_labels(agreement.party_org_ids),
     )
+
+
+@dataclass(frozen=True)
+class RenewalLink:
+    """The agreement renewing this one, as the detail page links to it (plain data: memoised)."""
+
+    id: int
+    title: str
+    status: AgreementStatus
+
+
+def _secretaries_and_renewal(agreement: Agreement) -> tuple[dict[int, list[str]], RenewalLink | None]:
+    """Every party's active secretaries' names (one query for all parties) and the live renewal, if any: plain
+    data the detail page memoises per data generation (issue 10: two statements on every view)."""
+    secretaries: dict[int, list[str]] = {o: [] for o in agreement.party_org_ids}
+    for org_id, name in db.session.execute(
+        sa.select(User.organization_id, User.display_name)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(User.organization_id.in_(list(secretaries)), UserRole.role == Role.secretary,
+               User.is_active_account.is_(True))
+        .order_by(User.id)
+    ):
+        secretaries[org_id].append(name)
+    renewal = ops.renewal_of(agreement)
+    return secretaries, (RenewalLink(renewal.id, renewal.title, renewal.status) if renewal else None)
 
 
 def ui_party_label(index: int) -> str:
@@ -663,24 +674,42 @@ def verify_code(code):
 # --- home panel and profile section --------------------------------------------------------------
 
 
-def home_panel(user) -> dict | None:
-    """Home page: agreements waiting for this secretary's signature, and visible agreements ending soon."""
-    if not user.is_authenticated:
-        return None
+def _home_panel_ids(user, today) -> tuple[list, list[int]]:
+    """([(agreement id, waiting since)] for this secretary to sign, [ids of visible agreements ending soon])."""
     to_sign = []
     if user.has_role(Role.secretary) and user.organization_id:
-        to_sign = [(a, since) for a, _org, since in awaiting_signature(user.organization_id)]
-    today = local_today()
+        to_sign = [(a.id, since) for a, _org, since in awaiting_signature(user.organization_id)]
     expiring = db.session.execute(
         agreements_visible_to(user)
         .where(Agreement.status == AgreementStatus.active, Agreement.ends_on >= today,
                Agreement.ends_on <= today + timedelta(days=EXPIRING_DAYS))
         .order_by(Agreement.ends_on).limit(10)
     ).scalars().all()
-    if not to_sign and not expiring:
+    return to_sign, [a.id for a in expiring]
+
+
+def _agreements_by_ids(ids, *options) -> dict[int, Agreement]:
+    if not ids:
+        return {}
+    return {a.id: a for a in db.session.scalars(sa.select(Agreement).where(Agreement.id.in_(ids)).options(*options))}
+
+
+def home_panel(user) -> dict | None:
+    """Home page: agreements waiting for this secretary's signature, and visible agreements ending soon."""
+    if not user.is_authenticated:
         return None
-    return {"order": 10, "template": "agreements/_home_panel.html", "to_sign": to_sign, "expiring": expiring,
-            "today": today}
+    today = local_today()
+    # Issue 10: which agreements (awaiting_signature reads every version being signed, group-wide) is memoised
+    # per data generation; a visit loads only the agreements shown.
+    to_sign_ids, expiring_ids = home_memo(user, today, "agreements.home", lambda: _home_panel_ids(user, today))
+    if not to_sign_ids and not expiring_ids:
+        return None
+    signing = _agreements_by_ids({i for i, _since in to_sign_ids},
+                                 selectinload(Agreement.parties).joinedload(AgreementParty.organization))
+    ending = _agreements_by_ids(expiring_ids)
+    return {"order": 10, "template": "agreements/_home_panel.html",
+            "to_sign": [(signing[i], since) for i, since in to_sign_ids if i in signing],
+            "expiring": [ending[i] for i in expiring_ids if i in ending], "today": today}
 
 
 HOME_PANELS.append(home_panel)

@@ -232,6 +232,25 @@ def test_renew_screen_opens_the_new_draft(client, login, pair, make_agreement):
     assert "已发起续签" in text(resp)
 
 
+def test_detail_shows_secretaries_and_renewal_right_after_they_change(client, login, pair, make_agreement, make_user):
+    """The parties' secretaries and the renewal link are memoised per data generation (issue 10): a new
+    secretary, a renamed one and a renewal show on the very next view."""
+    a, b = pair
+    agreement = make_agreement(parties=[a.org, b.org], status="expired")
+    login(client, b.secretary)
+    page = text(client.get(f"/agreements/{agreement.id}"))
+    assert "李红梅" in page and "吴晓燕" in page and "续签协议" not in page
+    assert f"/agreements/{agreement.id}/renew" in page  # the 续签 button
+    make_user("secretary", org=a.org, username="new_sj", display_name="赵新书记")
+    b.secretary.display_name = "吴晓燕（改）"
+    db.session.commit()
+    page = text(client.get(f"/agreements/{agreement.id}"))
+    assert "赵新书记" in page and "吴晓燕（改）" in page
+    assert client.post(f"/agreements/{agreement.id}/renew").status_code == 302
+    page = text(client.get(f"/agreements/{agreement.id}"))
+    assert "续签协议" in page and f"/agreements/{agreement.id}/renew" not in page
+
+
 def test_buttons_follow_the_state_and_routes_refuse_the_rest(client, login, pair, make_agreement):
     a, b = pair
     agreement = make_agreement(parties=[a.org, b.org], status="active")
