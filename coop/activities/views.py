@@ -18,8 +18,9 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, rende
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from sqlalchemy.orm import joinedload
 
-from agreements.models import Agreement, AgreementStatus
+from agreements.models import Agreement, AgreementParty, AgreementStatus
 from coop.activities import jobs as import_jobs
 from coop.activities import operations as ops
 from coop.activities.forms import (
@@ -59,12 +60,19 @@ from coop.activities.permissions import (
     user_liaison_org_ids,
 )
 from coop.activities.queries import (
+    DETAIL_CHECK_LOADS,
+    DETAIL_LOADS,
+    ITEM_LOADS,
+    LEDGER_ITEM_LOADS,
     LEDGER_LOADS,
     PERMISSION_LOADS,
+    activities_by_ids,
     agreement_choices,
     agreements_for_logging,
     awaiting_confirmation,
+    ledger_page,
     ledger_query,
+    load_into,
     planned_between,
 )
 from coop import cache
@@ -73,7 +81,7 @@ from coop.categories import CATEGORY_BY_CODE
 from coop.extensions import db
 from coop.forms import parse_id
 from coop.formatting import local_today, ui_date, ui_is_english, ui_month
-from coop.home.views import HOME_PANELS
+from coop.home.views import HOME_PANELS, home_memo
 from coop.i18n import N_
 from coop.orgs.models import Organization
 from coop.orgs.views import DETAIL_SECTIONS
@@ -100,8 +108,13 @@ def _template_helpers():
 # --- loading with permission ---------------------------------------------------------------------------------
 
 
-def _activity_or_404(activity_id) -> Activity:
-    activity = get_or_404(Activity, activity_id)
+def _activity_or_404(activity_id, options=()) -> Activity:
+    if options and isinstance(activity_id, int) and 0 < activity_id < 2**63:
+        activity = db.session.get(Activity, activity_id, options=options)
+        if activity is None:
+            abort(404)
+    else:
+        activity = get_or_404(Activity, activity_id)
     if not can_view_activity(current_user, activity):
         abort(404)
     return activity
@@ -261,7 +274,7 @@ def _revision_note(note: str) -> str:
 @bp.route("/<int:activity_id>")
 @login_required
 def detail(activity_id):
-    activity = _activity_or_404(activity_id)
+    activity = load_into(_activity_or_404(activity_id, DETAIL_CHECK_LOADS), *DETAIL_LOADS)
     confirm_orgs = confirming_org_ids(current_user, activity) if can_confirm_activity(current_user, activity) else set()
     return render_template(
         "activities/detail.html",
@@ -489,45 +502,73 @@ def delete_attachment(attachment_id):
 # --- ledgers -------------------------------------------------------------------------------------------------------------
 
 
-def _filter_form(partner_orgs: list[tuple[int, str]], agreements: list | None) -> LedgerFilterForm:
+def _filter_form(partner_options: list[tuple[str, str]],
+                 agreement_options: list[tuple[str, str]] | None) -> LedgerFilterForm:
     form = LedgerFilterForm(formdata=request.args)
-    form.partner.choices = [("", _("全部伙伴"))] + [(str(org_id), name) for org_id, name in partner_orgs]
-    if agreements is not None:
-        form.agreement.choices = [("", _("全部协议"))] + [(str(a.id), a.title) for a in agreements]
+    form.partner.choices = [("", _("全部伙伴"))] + partner_options
+    if agreement_options is not None:
+        form.agreement.choices = [("", _("全部协议"))] + agreement_options
+    # filter_values checks a chosen partner or agreement against these choices (a set, and only when one is
+    # chosen); WTForms' own check would walk a group's hundreds of choices on every request (issue 10).
+    form.partner.validate_choice = form.agreement.validate_choice = False
     form.validate()
     return form
+
+
+def _ledger_memo(user, name: str, compute):
+    """What the ledger pages derive for `user` besides the activities (filter choices, whether the user may log):
+    plain data, computed once per data generation (coop.cache.memoized; issue 10 — a group reviewer's filters list
+    hundreds of agreements with their parties). The key is the person and their scope (organization, roles);
+    what else it depends on (agreements, parties, liaisons) is data, whose change starts a new generation. One
+    memo entry per person holding every value, so that people browsing ledgers do not push the group-scale
+    figures out of the process's small memo."""
+    scope = (user.id, user.organization_id, tuple(sorted(r.value for r in user.roles)))
+    bundle = cache.memoized("activities.ledger", scope, dict)
+    if name not in bundle:
+        bundle[name] = compute()
+    return bundle[name]
+
+
+def _filter_choices(user, anchor: int | None) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(partner choices, agreement choices) of the ledger's filters: the user's visible agreements — those
+    `anchor` (an organization) is party to, when given — and their other parties by name."""
+    visible = agreement_choices(user)
+    seen: dict[int, str] = {}
+    for a in visible:
+        if anchor is not None and anchor not in a.party_org_ids:
+            continue
+        for org_id, name in a.parties:
+            if org_id != anchor:
+                seen[org_id] = name
+    partners = sorted(seen.items(), key=lambda item: item[1])
+    if anchor is not None:
+        visible = [a for a in visible if anchor in a.party_org_ids]
+    return [(str(org_id), name) for org_id, name in partners], [(str(a.id), a.title) for a in visible]
 
 
 def _ledger_context(*, title: str, scope: str = "mine", agreement: Agreement | None = None,
                     org: Organization | None = None, endpoint: str, endpoint_args: dict, export_base: dict):
     """Shared by every ledger view: filters, the page of activities, export links."""
-    visible_agreements = agreement_choices(current_user) if agreement is None else None
     if agreement is not None:
-        partners = [(p.organization.id, p.organization.name) for p in agreement.parties]
+        partners = [(str(p.organization.id), p.organization.name) for p in agreement.parties]
+        agreements = None
     else:
         anchor = org.id if org is not None else (current_user.organization_id if scope == "mine" else None)
-        seen: dict[int, str] = {}
-        for a in visible_agreements:
-            if anchor is not None and anchor not in a.party_org_ids:
-                continue
-            for org_id, name in a.parties:
-                if org_id != anchor:
-                    seen[org_id] = name
-        partners = sorted(seen.items(), key=lambda item: item[1])
-        if anchor is not None:
-            visible_agreements = [a for a in visible_agreements if anchor in a.party_org_ids]
-    form = _filter_form(partners, visible_agreements)
+        partners, agreements = _ledger_memo(current_user, f"choices:{anchor}",
+                                            lambda: _filter_choices(current_user, anchor))
+    form = _filter_form(partners, agreements)
     filters = filter_values(form)
     if agreement is not None:
         filters["agreement_id"] = agreement.id
-    stmt = ledger_query(current_user, org_id=org.id if org is not None else None, scope=scope, **filters)
-    page = cache.paginate(stmt, page=page_arg(), per_page=PER_PAGE)
+    page = ledger_page(current_user, page=page_arg(), per_page=PER_PAGE, loads=LEDGER_ITEM_LOADS,
+                       org_id=org.id if org is not None else None, scope=scope, **filters)
     args = {k: v for k, v in request.args.items() if k != "page" and v}
+    can_log = _ledger_memo(current_user, "can_log", lambda: bool(agreements_for_logging(
+        current_user, [AgreementStatus.active, AgreementStatus.signing])))
     return {
         "title": title, "scope": scope, "agreement": agreement, "org": org, "form": form, "page": page,
         "filtered": bool(set(filters) - {"agreement_id"}), "endpoint": endpoint, "endpoint_args": endpoint_args,
-        "export_args": {**args, **export_base}, "can_log": bool(agreements_for_logging(
-            current_user, [AgreementStatus.active, AgreementStatus.signing])),
+        "export_args": {**args, **export_base}, "can_log": can_log,
         "show_committee_tab": can_view_committee_ledger(current_user),
         "filters_open": bool(set(filters) - {"agreement_id", "q"}),
     }
@@ -559,7 +600,13 @@ def committee():
 @bp.route("/agreement/<int:agreement_id>")
 @login_required
 def by_agreement(agreement_id):
-    agreement = get_or_404(Agreement, agreement_id)
+    # The page names every party: loaded with the agreement, in its statement (get_or_404 with a loader option).
+    if not -(2**63) <= agreement_id < 2**63:
+        abort(404)
+    agreement = db.session.get(Agreement, agreement_id,
+                               options=[joinedload(Agreement.parties).joinedload(AgreementParty.organization)])
+    if agreement is None:
+        abort(404)
     if not can_see_agreement_ledger(current_user, agreement):
         abort(404)
     ctx = _ledger_context(title=_("%(agreement)s · 工作台账", agreement=agreement.title), agreement=agreement,
@@ -799,7 +846,8 @@ def _pending_for(user, *, rows: bool = True) -> list[Activity]:
     what a ledger row shows, see awaiting_confirmation)."""
     seen: dict[int, Activity] = {}
     for org_id in sorted(user_liaison_org_ids(user)):
-        for activity in db.session.scalars(awaiting_confirmation(org_id, rows=rows)):
+        # unique(): the loads may join a collection (CONFIRM_CHECK_LOADS joins the confirmations)
+        for activity in db.session.scalars(awaiting_confirmation(org_id, rows=rows)).unique():
             if activity.id not in seen and can_confirm_activity(user, activity):
                 seen[activity.id] = activity
     return sorted(seen.values(), key=lambda a: (a.held_on, a.id))
@@ -832,27 +880,43 @@ def pending():
 # --- home panels and the organization page -------------------------------------------------------------------------
 
 
-def _pending_panel(user):
+def _pending_shown(user) -> tuple[list[int], int] | None:
+    """(ids of the five oldest activities waiting for the user's answer, how many wait), None when none do."""
     if not user_liaison_org_ids(user):
         return None
     items = _pending_for(user, rows=False)
     if not items:
         return None
-    # Only the five shown need their ledger rows (participants, organizations, recorder …): one load for them.
-    shown = items[:5]
-    db.session.scalars(sa.select(Activity).where(Activity.id.in_([a.id for a in shown])).options(*LEDGER_LOADS)
-                       .execution_options(populate_existing=True)).all()
-    return {"order": 10, "template": "activities/_home_pending.html", "pending_items": shown,
-            "pending_total": len(items)}
+    return [a.id for a in items[:5]], len(items)
 
 
-def _planned_panel(user):
+def _pending_panel(user):
+    # Issue 10: which activities wait (a busy party has a hundred, each checked) is memoised per data generation;
+    # a visit loads only the five shown, with what their list item shows, in one statement.
+    found = home_memo(user, local_today(), "activities.pending", lambda: _pending_shown(user))
+    if found is None:
+        return None
+    ids, total = found
+    return {"order": 10, "template": "activities/_home_pending.html",
+            "pending_items": activities_by_ids(ids, *ITEM_LOADS), "pending_total": total}
+
+
+def _planned_ids(user, today) -> list[int] | None:
+    """Ids of the next planned activities of the user's liaison organizations, None for non-liaisons."""
     orgs = user_liaison_org_ids(user)
     if not orgs:
         return None
+    return [a.id for a in db.session.scalars(
+        planned_between(today - timedelta(days=7), today + timedelta(days=45), orgs).limit(6))]
+
+
+def _planned_panel(user):
     today = local_today()
-    items = db.session.scalars(planned_between(today - timedelta(days=7), today + timedelta(days=45), orgs).limit(6)).all()
-    return {"order": 20, "template": "activities/_home_planned.html", "planned_items": items, "today": today}
+    ids = home_memo(user, today, "activities.planned", lambda: _planned_ids(user, today))  # memoised as above
+    if ids is None:
+        return None
+    return {"order": 20, "template": "activities/_home_planned.html",
+            "planned_items": activities_by_ids(ids, *ITEM_LOADS), "today": today}
 
 
 HOME_PANELS.append(_pending_panel)
