@@ -837,59 +837,77 @@ def report_schema() -> dict:
     })
 
 
-def _category_row(row: dict) -> dict:
-    keys = ("code", "name", "held", "confirmed", "pending", "disputed", "year_to_date", "commitment", "target",
-            "expected", "status", "status_label", "percent")
-    return {k: row[k] for k in keys}
+# The report's figures are read straight from coop.reports.queries' dataclasses, field by field: the same values as
+# `data.as_dict()` (dates as ISO strings), without converting the parts the API does not publish — a group's
+# report data holds hundreds of summaries, each with parties, liaisons and categories (issue 10).
 
 
-def _summary(s: dict) -> dict:
+def _iso(value) -> str | None:
+    """A date (or None) as reports' as_dict() gives it."""
+    return value.isoformat() if value is not None else None
+
+
+def _category_row(c) -> dict:
     return {
-        "agreement_id": s["agreement_id"], "title": s["title"], "status": s["status"], "starts_on": s["starts_on"],
-        "ends_on": s["ends_on"], "party_ids": [p["organization_id"] for p in s["parties"]],
-        "party_names": s["party_names"], "overall_status": s["overall_status"], "overall_label": s["overall_label"],
-        "held": s["held"], "confirmed": s["confirmed"], "pending": s["pending"], "disputed": s["disputed"],
-        "year_to_date": s["year_to_date"], "target": s["target"], "lagging": s["lagging"],
-        "last_held_on": s["last_held_on"], "days_silent": s["days_silent"], "stalled": s["stalled"],
-        "one_sided": s["one_sided"], "one_sided_reason": s["one_sided_reason"], "summary": s["one_line"],
-        "categories": [_category_row(c) for c in s["categories"]],
+        "code": c.code, "name": c.name, "held": c.held, "confirmed": c.confirmed, "pending": c.pending,
+        "disputed": c.disputed, "year_to_date": c.year_to_date, "commitment": c.commitment, "target": c.target,
+        "expected": c.expected, "status": c.status, "status_label": c.status_label, "percent": c.percent,
     }
 
 
-def _activity_line(a: dict) -> dict:
-    keys = ("id", "held_on", "title", "place", "category", "status", "confirmation", "organizer", "participants",
-            "party_member_count", "other_count", "note")
-    return {k: a[k] for k in keys}
+def _summary(s) -> dict:
+    return {
+        "agreement_id": s.agreement_id, "title": s.title, "status": s.status, "starts_on": _iso(s.starts_on),
+        "ends_on": _iso(s.ends_on), "party_ids": [p.organization_id for p in s.parties],
+        "party_names": s.party_names, "overall_status": s.overall_status, "overall_label": s.overall_label,
+        "held": s.held, "confirmed": s.confirmed, "pending": s.pending, "disputed": s.disputed,
+        "year_to_date": s.year_to_date, "target": s.target, "lagging": list(s.lagging),
+        "last_held_on": _iso(s.last_held_on), "days_silent": s.days_silent, "stalled": s.stalled,
+        "one_sided": s.one_sided, "one_sided_reason": s.one_sided_reason, "summary": s.one_line,
+        "categories": [_category_row(c) for c in s.categories],
+    }
+
+
+def _activity_line(a) -> dict:
+    return {
+        "id": a.id, "held_on": _iso(a.held_on), "title": a.title, "place": a.place, "category": a.category,
+        "status": a.status, "confirmation": a.confirmation, "organizer": a.organizer,
+        "participants": list(a.participants), "party_member_count": a.party_member_count,
+        "other_count": a.other_count, "note": a.note,
+    }
+
+
+def _category_total(t) -> dict:
+    return {
+        "code": t.code, "name": t.name, "held": t.held, "confirmed": t.confirmed, "previous_held": t.previous_held,
+        "trend": t.trend, "committed": t.committed, "status_counts": {str(k): v for k, v in t.status_counts.items()},
+    }
 
 
 def report_json(data, *, agreement_id: int | None, organization_id: int | None, pdf_url: str) -> dict:
     """A monthly report's figures (coop.reports.queries data) as the API publishes them."""
-    d = data.as_dict()
-    period = d["period"]
+    period = data.period
     if data.kind == "agreement":
-        summaries = [d["summary"]]
-        categories = [_category_row(c) for c in d["categories"]]
-        totals = {k: d["summary"][k] for k in ("held", "confirmed", "pending", "disputed", "year_to_date", "target")}
+        summaries = [data.summary]
+        categories = [_category_row(c) for c in data.categories]
+        totals = {k: getattr(data.summary, k) for k in ("held", "confirmed", "pending", "disputed", "year_to_date",
+                                                         "target")}
         category_totals = []
     else:
-        summaries = d["agreements"]
+        summaries = data.agreements
         categories = []
-        totals = {k: v for k, v in d["totals"].items() if isinstance(v, int)}
-        category_totals = [
-            {k: t[k] for k in ("code", "name", "held", "confirmed", "previous_held", "trend", "committed",
-                               "status_counts")}
-            for t in d["category_totals"]
-        ]
+        totals = {str(k): v for k, v in data.totals.items() if isinstance(v, int)}
+        category_totals = [_category_total(t) for t in data.category_totals]
     return {
-        "kind": data.kind, "month": f"{period['year']}-{period['month']:02d}", "title": data.title,
-        "period": {"first": period["first"], "last": period["last"], "complete": period["complete"]},
+        "kind": data.kind, "month": f"{period.year}-{period.month:02d}", "title": data.title,
+        "period": {"first": _iso(period.first), "last": _iso(period.last), "complete": period.complete},
         "subject": {"agreement_id": agreement_id, "organization_id": organization_id, "name": data.subject_name},
         "categories": categories,
         "category_totals": category_totals,
         "agreements": [_summary(s) for s in summaries],
         "totals": totals,
-        "activities": [_activity_line(a) for a in d.get("activities", [])],
-        "open_items": [_activity_line(a) for a in d.get("open_items", [])],
+        "activities": [_activity_line(a) for a in getattr(data, "activities", [])],
+        "open_items": [_activity_line(a) for a in getattr(data, "open_items", [])],
         "pdf_url": pdf_url,
     }
 

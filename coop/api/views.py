@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, current_app, g, jsonify, request, send_file, session, url_for
 from flask_login import current_user
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from agreements import operations as agreement_ops
 from agreements import permissions as agreement_perms
@@ -20,7 +20,7 @@ from agreements.content import AgreementContent
 from agreements.models import Agreement, AgreementError, AgreementParty, AgreementStatus, AgreementVersion
 from agreements.queries import agreements_visible_to
 from coop.activities import operations as activity_ops
-from coop.activities.models import Activity
+from coop.activities.models import Activity, ActivityAgreement
 from coop.activities.permissions import can_see_agreement_ledger, can_view_activity, confirming_org_ids, liaison_org_ids
 from coop.activities.queries import ledger_query
 from coop.api import schemas as s
@@ -42,6 +42,7 @@ from coop.auth.permissions import (
 from coop.categories import CATEGORY_CODES
 from coop.db import now_utc
 from coop.extensions import csrf, db
+from coop.formatting import local_today
 from coop.orgs import operations as org_ops
 from coop.orgs.models import Organization, OrgKind, OrgRelation
 from coop.reminders import operations as reminder_ops
@@ -80,23 +81,52 @@ def _api_error(exc: ApiError):
 # --- helpers ----------------------------------------------------------------------------------------------
 
 
-def _load(model, ident, what_en: str):
+def _load(model, ident, what_en: str, options=()):
     """A row by id, or a 404 (ids outside the 32-bit range name nothing and must not reach the database)."""
     if not isinstance(ident, int) or not 1 <= ident <= s.MAX_ID:
         raise not_found(what_en)
-    obj = db.session.get(model, ident)
+    obj = db.session.get(model, ident, options=options)
     if obj is None:
         raise not_found(what_en)
     return obj
 
 
-def _page(stmt, query: dict, serialise) -> dict:
-    """One page of a select as {"items", "page", "per_page", "total"}."""
+# How many leading rows of a list the API memoises (see _page).
+MEMO_ROWS = 100
+
+
+def _page(stmt, query: dict, serialise, *, memo: str | None = None) -> dict:
+    """One page of a select as {"items", "page", "per_page", "total"}.
+
+    With `memo` (a name), the first pages are memoised per data generation (coop.cache; issue 10): the payload
+    is plain data computed from the database only, under a key made of the select itself — SQLAlchemy's cache
+    key of its shape plus every bound value, which carry the caller's visibility (organization, scope root,
+    user) and the filters — the page, and what the payload's URLs are built from. Only the first
+    MEMO_ROWS rows: those are what clients poll (newest first); a client walking every page reads each one
+    once per generation, and memoising those would only push the group's figures out of the shared LRU.
+    Never for selects over bookkeeping tables that do not bump the generation (notifications …).
+    """
     page = query.get("page", 1)
     per_page = query.get("per_page", s.DEFAULT_PER_PAGE)
-    pagination = cache.paginate(stmt, page=page, per_page=per_page)
-    return {"items": [serialise(x) for x in pagination.items], "page": page, "per_page": per_page,
-            "total": pagination.total or 0}
+
+    def build() -> dict:
+        pagination = cache.paginate(stmt, page=page, per_page=per_page)
+        return {"items": [serialise(x) for x in pagination.items], "page": page, "per_page": per_page,
+                "total": pagination.total or 0}
+
+    if memo is None or page * per_page > MEMO_ROWS:
+        return build()
+    cache_key = stmt._generate_cache_key()  # None for a statement SQLAlchemy cannot cache  # noqa: SLF001
+    if cache_key is None:
+        return build()
+    key = (cache_key.key, tuple(repr(p.effective_value) for p in cache_key.bindparams), page, per_page,
+           _url_base())
+    return cache.memoized(memo, key, build)
+
+
+def _url_base() -> tuple:
+    """What the URLs inside a memoised payload depend on besides the data (url_for, absolute_url)."""
+    return request.script_root, current_app.config.get("BASE_URL")
 
 
 def _created(payload: dict, location: str):
@@ -324,8 +354,30 @@ _AGREEMENT_LOADS = (
 )
 
 
-def _visible_agreement(agreement_id) -> Agreement:
-    agreement = _load(Agreement, agreement_id, "Agreement")
+# GET of one agreement (issue 10), two statements instead of a lazy load per relationship and per organization:
+# what the permission check reads — the parties with their organizations — joined to the agreement's row with its
+# liaisons (parties × liaisons rows); once the check passed, the commitments and versions agreement_json shows
+# (commitments × versions rows; the signatures of a version being signed stay lazy). Plain LEFT OUTER JOINs: an
+# inner join nested in an outer one makes SQLite materialise it over whole tables. The writing views keep their
+# usual lazy collections.
+_AGREEMENT_CHECK_LOADS = (
+    joinedload(Agreement.parties).joinedload(AgreementParty.organization),
+    joinedload(Agreement.liaisons),
+)
+_AGREEMENT_JSON_LOADS = (joinedload(Agreement.commitments), joinedload(Agreement.versions))
+_AGREEMENT_PARTY_ORGS = (joinedload(Agreement.parties).joinedload(AgreementParty.organization),)
+
+
+def _load_into(obj, *options):
+    """Load the relationships named by `options` into a row already in the session (joined ones in one
+    statement); attributes already loaded stay as they are."""
+    model = type(obj)
+    db.session.scalars(sa.select(model).where(model.id == obj.id).options(*options)).unique().all()
+    return obj
+
+
+def _visible_agreement(agreement_id, options=()) -> Agreement:
+    agreement = _load(Agreement, agreement_id, "Agreement", options)
     if not agreement_perms.can_view_agreement(current_user, agreement):
         raise not_found("Agreement")
     return agreement
@@ -346,7 +398,7 @@ def list_agreements(query):
         stmt = stmt.where(sa.exists().where(AgreementParty.agreement_id == Agreement.id,
                                             AgreementParty.organization_id == query["party"]))
     stmt = stmt.options(*_AGREEMENT_LOADS).order_by(Agreement.updated_at.desc(), Agreement.id.desc())
-    return jsonify(_page(stmt, query, s.agreement_json))
+    return jsonify(_page(stmt, query, s.agreement_json, memo="api.agreements"))
 
 
 @operation(bp, "/agreements", "POST", tag="agreements", body=s.agreement_body(), errors=(403,),
@@ -376,7 +428,8 @@ def create_agreement(body):
            replies={200: json_reply("协议", s.ref("Agreement"))})
 def get_agreement(agreement_id):
     """One agreement with its status and signing progress."""
-    return jsonify(s.agreement_json(_visible_agreement(agreement_id)))
+    agreement = _visible_agreement(agreement_id, _AGREEMENT_CHECK_LOADS)
+    return jsonify(s.agreement_json(_load_into(agreement, *_AGREEMENT_JSON_LOADS)))
 
 
 @operation(bp, "/agreements/<int:agreement_id>/submit", "POST", tag="agreements", errors=(403, 409),
@@ -442,8 +495,25 @@ _statuses = ["planned", "held", "withdrawn"]
 _confirmations = ["pending", "confirmed", "disputed"]
 
 
-def _visible_activity(activity_id) -> Activity:
-    activity = _load(Activity, activity_id, "Activity")
+# GET of one activity (issue 10), two statements instead of a lazy load per relationship and organization: what
+# the permission check reads — the agreements, their parties with organizations, their liaisons — joined to the
+# activity's row (parties × liaisons rows); once the check passed, the collections activity_json lists, joined to
+# the activity's row again (confirmations × participants × tags rows; the confirmations' organizations are
+# parties', already loaded). Two statements keep each join's rows a small product. Plain LEFT OUTER JOINs: an
+# inner join nested in an outer one makes SQLite materialise it over whole tables.
+_ACTIVITY_CHECK_LOADS = (
+    joinedload(Activity.agreement_links).joinedload(ActivityAgreement.agreement).options(
+        joinedload(Agreement.parties).joinedload(AgreementParty.organization),
+        joinedload(Agreement.liaisons),
+    ),
+)
+_ACTIVITY_JSON_LOADS = (
+    joinedload(Activity.confirmations), joinedload(Activity.participants), joinedload(Activity.tags),
+)
+
+
+def _visible_activity(activity_id, options=()) -> Activity:
+    activity = _load(Activity, activity_id, "Activity", options)
     if not can_view_activity(current_user, activity):
         raise not_found("Activity")
     return activity
@@ -464,7 +534,7 @@ def list_activities(query):
         scope="committee", category=query.get("category"), date_from=query.get("from"), date_to=query.get("to"),
         status=query.get("status"), confirmation=query.get("confirmation"),
     )
-    return jsonify(_page(stmt, query, s.activity_json))
+    return jsonify(_page(stmt, query, s.activity_json, memo="api.activities"))
 
 
 # The operations name form fields; the API names its own.
@@ -506,7 +576,8 @@ def create_activity(body):
            replies={200: json_reply("活动", s.ref("Activity"))})
 def get_activity(activity_id):
     """One activity with every partner's answer."""
-    return jsonify(s.activity_json(_visible_activity(activity_id)))
+    activity = _visible_activity(activity_id, _ACTIVITY_CHECK_LOADS)
+    return jsonify(s.activity_json(_load_into(activity, *_ACTIVITY_JSON_LOADS)))
 
 
 @operation(bp, "/activities/<int:activity_id>/confirmation", "POST", tag="activities", body=s.CONFIRMATION_BODY,
@@ -550,7 +621,8 @@ def _report_subject(query: dict):
                        "organization_id": "协议报告和组织报告只能二选一。"})
     year, month = query["month"]
     if "agreement_id" in query:
-        agreement = db.session.get(Agreement, query["agreement_id"])
+        # The check reads the parties and their organizations: joined to the agreement's row (issue 10).
+        agreement = db.session.get(Agreement, query["agreement_id"], options=_AGREEMENT_PARTY_ORGS)
         if agreement is None or not can_view_subject(current_user, ReportKind.agreement, agreement):
             raise not_found("Agreement")
         return ReportKind.agreement, agreement, year, month
@@ -595,12 +667,20 @@ def _report_ids(kind, subject) -> tuple[int | None, int | None]:
 def monthly_report(query):
     """A monthly report's figures as JSON."""
     kind, subject, year, month = _report_subject(query)
-    data = _report_data(kind, subject, year, month)
     agreement_id, organization_id = _report_ids(kind, subject)
     params = {k: v for k, v in {"agreement_id": agreement_id, "organization_id": organization_id}.items()
               if v is not None and (k in query)}
     pdf_url = url_for("api.monthly_report_pdf", month=f"{year}-{month:02d}", **params)
-    return jsonify(s.report_json(data, agreement_id=agreement_id, organization_id=organization_id, pdf_url=pdf_url))
+
+    def build() -> dict:
+        data = _report_data(kind, subject, year, month)
+        return s.report_json(data, agreement_id=agreement_id, organization_id=organization_id, pdf_url=pdf_url)
+
+    # The payload, like the report data under it (same key: subject, month, today), is memoised per data
+    # generation (issue 10: a group's payload is hundreds of agreement summaries). Access was checked above, on
+    # every request; the ids and the PDF link are derived from the subject and the request, and in the key.
+    key = (kind.value, subject.id if subject is not None else None, year, month, local_today(), pdf_url)
+    return jsonify(cache.memoized("api.report_json", key, build))
 
 
 @operation(bp, "/reports/monthly.pdf", "GET", tag="reports", query=_REPORT_QUERY, errors=(403, 404),
