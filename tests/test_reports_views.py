@@ -259,3 +259,58 @@ def test_pages_have_no_inline_script(client, login, people, report_month, archiv
 
 def test_kind_label_on_model(app):
     assert ReportKind.committee.label == "党委月度报告"
+
+
+def test_archive_pager_counts_only_when_the_page_cannot_tell(client, login, people, archived, monkeypatch):
+    """Issue 10: a short page is the last one, so its total is known without a count; a full page counts."""
+    from coop.reports import views
+
+    monkeypatch.setattr(views, "PER_PAGE", 3)
+    total = len(archived)  # every October report, all visible to an admin
+    assert total in (7, 8)  # three pages, the last one short
+    login(client, people["admin"])
+    pages = [client.get(f"/reports/?page={p}").get_data(as_text=True) for p in (1, 2, 3, 4)]
+    for p, html in enumerate(pages[:3], start=1):
+        assert f"第 {p} / 3 页（共 {total} 条）" in html
+    assert len(re.findall(r"/reports/(\d+)/download", pages[2])) == total - 6
+    assert "/download" not in pages[3] and "还没有可查看的报告存档" in pages[3]  # beyond the end
+    assert pages[0].count('<small class="muted">自动生成</small>') == 3  # who generated each
+    monkeypatch.setattr(views, "PER_PAGE", 30)
+    one = client.get("/reports/").get_data(as_text=True)
+    assert len(re.findall(r"/reports/(\d+)/download", one)) == total and "页（共" not in one
+
+
+def test_quick_links_follow_new_agreements_and_names_right_away(client, login, people, report_month, make_agreement):
+    """The quick links to an organization's agreements of the month are memoised per data generation."""
+    from coop.formatting import local_today
+
+    today = local_today()
+    school = report_month.school
+    login(client, people["school_secretary"])
+    html = client.get("/reports/").get_data(as_text=True)
+    assert f"/reports/organizations/{school.id}/" in html and "新签的共建协议" not in html
+    assert client.get("/reports/").get_data(as_text=True) == html
+    fresh = make_agreement(parties=[school, report_month.ops], title="新签的共建协议",
+                           starts_on=today - timedelta(days=400), ends_on=today + timedelta(days=400))
+    html = client.get("/reports/").get_data(as_text=True)
+    assert f'<a href="/reports/agreements/{fresh.id}/' in html and "新签的共建协议</a>" in html
+    school.name = "华北能源大学团支部（改名）"
+    db.session.commit()
+    assert "华北能源大学团支部（改名）</a>" in client.get("/reports/").get_data(as_text=True)
+
+
+def test_the_archive_filter_matches_the_permission_check(people, report_month, make_agreement, make_user, fast_render):
+    """visible_reports_filter (the archive list's SQL) selects exactly the reports can_view_report allows — also for
+    a reviewer whose own organization is a party (the subtree conditions cover it; the member's are left out)."""
+    from coop.reports.jobs import generate_month
+    from coop.reports.permissions import can_view_report, visible_reports_filter
+
+    make_agreement(parties=[report_month.committee_org, report_month.cdc], title="党委与疾控中心共建协议")
+    generate_month(2026, 10)
+    reports = list(db.session.execute(sa.select(MonthlyReport)).scalars())
+    users = dict(people, committee_secretary=make_user("secretary", org=report_month.committee_org),
+                 reviewer_and_liaison=make_user("committee", "liaison", org=report_month.committee_org))
+    for who, user in users.items():
+        shown = set(db.session.execute(sa.select(MonthlyReport.id).where(visible_reports_filter(user))).scalars())
+        assert shown == {r.id for r in reports if can_view_report(user, r)}, who
+        assert shown or who == "outsider"

@@ -269,3 +269,33 @@ def test_points_pages_default_to_the_year_and_the_ranking_to_a_quarter(client, r
     assert f"共建积分 · {local_today().year}年</h1>" in scores
     ranking = client.get("/review/ranking").get_data(as_text=True)
     assert "季度</h1>" in ranking and '<option value="">全年</option>' not in ranking
+
+
+def test_scores_page_follows_adjustments_rules_and_names_right_away(client, review_world, login):
+    """Issue 10: the scores page (and scoring.scope_scores) is memoised per data generation, so every write —
+    an adjustment, a committee's rule, an organization's short name — shows on the very next visit."""
+    import re
+
+    w = review_world
+    url = "/review/scores?year=2026&quarter=3"
+
+    def total(page, shown_name):
+        m = re.search(rf">{shown_name}</a></th>.*?<b>(-?\d+)</b>", page, re.S)
+        assert m, shown_name
+        return int(m.group(1))
+
+    login(client, w.users["rev_A"])
+    first = client.get(url).get_data(as_text=True)
+    assert client.get(url).get_data(as_text=True) == first  # served again, the same
+    before = total(first, "甲一支部")
+    assert client.post(f"/review/scores/{w.orgs['A1'].id}",
+                       data={"points": "5", "reason": "获评先进党支部", "applies_on": "2026-09-01"}).status_code == 302
+    assert total(client.get(url).get_data(as_text=True), "甲一支部") == before + 5
+    db.session.add(PointRule(scope_org_id=w.orgs["A"].id, code="held_confirmed", label="开展并经各方确认的共建活动",
+                             points=0, active=False))
+    db.session.commit()
+    page = client.get(url).get_data(as_text=True)
+    assert total(page, "甲一支部") == before + 5 - 2 * 1  # the July activity confirmed by X no longer counts
+    w.orgs["A1"].short_name = "甲一"
+    db.session.commit()
+    assert total(client.get(url).get_data(as_text=True), "甲一") == before + 3

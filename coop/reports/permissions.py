@@ -52,13 +52,16 @@ def visible_reports_filter(user: User):
     if user.is_admin:
         return sa.true()
     conditions = []
-    if user.organization_id is not None:
+    root = committee_scope_root(user)
+    # A reviewer whose subtree starts at their own organization already sees its reports through the subtree
+    # conditions below (the subtree includes its root): the member's conditions would add no row, only
+    # statement building and subqueries on every visit of the archive (issue 10).
+    if user.organization_id is not None and (root is None or root.id != user.organization_id):
         mine = sa.select(AgreementParty.agreement_id).where(AgreementParty.organization_id == user.organization_id)
         conditions += [
             sa.and_(MonthlyReport.kind == ReportKind.agreement, MonthlyReport.agreement_id.in_(mine)),
             sa.and_(MonthlyReport.kind == ReportKind.organization, MonthlyReport.organization_id == user.organization_id),
         ]
-    root = committee_scope_root(user)
     if root is not None:
         below = sa.select(Organization.id).where(subtree_filter(root))
         overseen = sa.select(AgreementParty.agreement_id).where(AgreementParty.organization_id.in_(below))

@@ -7,9 +7,11 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from sqlalchemy.orm import selectinload
 
-from agreements.models import Agreement
+from agreements.models import Agreement, AgreementParty
 from coop.auth.permissions import committee_scope_root, get_or_404, require
+from coop.cache import memoized
 from coop.extensions import db
 from coop.formatting import local_today, ui_is_english, ui_month
 from coop.i18n import N_
@@ -99,15 +101,35 @@ def _report_url(report: MonthlyReport) -> str:
     return _subject_url(report.kind, subject_id, report.month_key)
 
 
+def _organization_subjects(organization_id: int, month: str) -> tuple[list[tuple[int, str]], str]:
+    """([(agreement id, title)] of the organization's agreements in force in the month, the organization's name).
+
+    Issue 10: the archive list shows these on every visit; they are data only (no date but the month's), so
+    they are memoised per data generation instead of loading the agreements, their parties and organizations."""
+    def compute():
+        first, last = month_bounds(*queries.parse_month(month))
+        agreements = db.session.execute(
+            sa.select(Agreement.id, Agreement.title)
+            .where(queries.active_in_month_filter(first, last),
+                   Agreement.id.in_(sa.select(AgreementParty.agreement_id)
+                                    .where(AgreementParty.organization_id == organization_id)))
+            .order_by(Agreement.id)  # the order of queries.agreements_in_month
+        ).all()
+        name = db.session.execute(sa.select(Organization.name).where(Organization.id == organization_id)).scalar_one()
+        return [(a_id, title) for a_id, title in agreements], name
+
+    return memoized("reports.organization_subjects", (organization_id, month), compute)
+
+
 def _my_subjects(user, month: str) -> list[dict]:
     """Quick links to the reports this user is most likely to want (their organization's and scope's)."""
     links = []
-    first, last = month_bounds(*queries.parse_month(month))
     if user.organization_id is not None:
-        for a in queries.agreements_in_month(first, last, organization_id=user.organization_id):
-            links.append({"label": a.title, "kind": REPORT_KIND_LABELS[ReportKind.agreement],
-                          "url": _subject_url(ReportKind.agreement, a.id, month)})
-        links.append({"label": user.organization.name, "kind": REPORT_KIND_LABELS[ReportKind.organization],
+        agreements, org_name = _organization_subjects(user.organization_id, month)
+        for a_id, title in agreements:
+            links.append({"label": title, "kind": REPORT_KIND_LABELS[ReportKind.agreement],
+                          "url": _subject_url(ReportKind.agreement, a_id, month)})
+        links.append({"label": org_name, "kind": REPORT_KIND_LABELS[ReportKind.organization],
                       "url": _subject_url(ReportKind.organization, user.organization_id, month)})
     root = committee_scope_root(user)
     if root is not None:
@@ -121,6 +143,21 @@ def _my_subjects(user, month: str) -> list[dict]:
         links.append({"label": _("全平台"), "kind": REPORT_KIND_LABELS[ReportKind.committee],
                       "url": _subject_url(ReportKind.committee, None, month)})
     return links
+
+
+def _paginate(stmt: sa.Select, *, page: int, per_page: int):
+    """db.paginate (an out-of-range page empty) that counts only when the page cannot tell the total (issue 10):
+    a page shorter than per_page is the last one, so the total is the rows before it plus its own. Most
+    archives fit on one page, and their count was a second pass over the permission filter on every visit.
+    (monthly_reports changes without a data generation bump, so coop.cache.count_rows cannot memoise it.)"""
+    pagination = db.paginate(stmt, page=page, per_page=per_page, error_out=False, count=False)
+    n = len(pagination.items)
+    if 0 < n < per_page or (n == 0 and pagination.page == 1):
+        pagination.total = (pagination.page - 1) * per_page + n
+    else:
+        pagination.total = db.session.execute(
+            sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
+    return pagination
 
 
 @bp.route("/")
@@ -148,7 +185,7 @@ def index():
         stmt = stmt.where(MonthlyReport.kind == ReportKind(kind))
     else:
         kind = ""
-    page = db.paginate(stmt, page=page_arg(), per_page=PER_PAGE, error_out=False)
+    page = _paginate(stmt.options(selectinload(MonthlyReport.created_by)), page=page_arg(), per_page=PER_PAGE)
     runs = []
     if can_run_month_batch(current_user):
         runs = db.session.execute(sa.select(ReportRun).order_by(ReportRun.id.desc()).limit(5)).scalars().all()

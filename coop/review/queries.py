@@ -668,7 +668,13 @@ class ScopeSummary:
 
 
 def scope_summary(scope: Organization | None, as_of: date) -> ScopeSummary:
-    """Counts for a reviewer's home panel: pairings, stalled, one-sided and behind, this month."""
-    period = make_period("month", as_of.year, as_of.month, as_of)
-    c = build_cockpit(scope, period, stalled_days=stalled_days_for(scope))
-    return ScopeSummary(period, len(c.rows), len(c.stalled), len(c.one_sided), len(c.behind_rows))
+    """Counts for a reviewer's home panel: pairings, stalled, one-sided and behind, this month.
+
+    Issue 10: the whole cockpit is built for four numbers, so they are memoised per data generation, per scope
+    and day (the settings it reads — stalled days — are data too)."""
+    def compute() -> ScopeSummary:
+        period = make_period("month", as_of.year, as_of.month, as_of)
+        c = build_cockpit(scope, period, stalled_days=stalled_days_for(scope))
+        return ScopeSummary(period, len(c.rows), len(c.stalled), len(c.one_sided), len(c.behind_rows))
+
+    return memoized("review.scope_summary", (scope.id if scope is not None else None, as_of), compute)

@@ -393,8 +393,13 @@ class RankingRow:
 
 def scope_scores(scope: Organization | None, year: int, quarter: int | None = None) -> dict[int, OrgScore]:
     """score_breakdown for every organization scored in a scope (None: everything) — the scores page, its
-    Excel export and the ranking."""
-    return score_breakdown(scored_org_ids(scope, year, quarter), year, quarter)
+    Excel export and the ranking.
+
+    Issue 10: memoised per data generation (coop.cache), scope and period — everything it reads (rules,
+    activities, agreements, adjustments, names) is data, and nothing depends on today. The result is shared
+    between requests: callers read it and never change it."""
+    return memoized("scoring.scope_scores", (scope.id if scope is not None else None, year, quarter),
+                    lambda: score_breakdown(scored_org_ids(scope, year, quarter), year, quarter))
 
 
 def ranking(scope: Organization | None, year: int, quarter: int) -> list[RankingRow]:

@@ -18,10 +18,11 @@ from agreements.models import Agreement, AgreementParty
 from coop.activities.models import Activity
 from coop.auth.models import Role
 from coop.auth.permissions import committee_scope_root, get_or_404, require, scope_org_ids, subtree_filter
+from coop.cache import memoized
 from coop.categories import CATEGORY_BY_CODE, CATEGORY_CODES
 from coop.extensions import db
 from coop.formatting import local_today, ui_quarter, ui_year
-from coop.home.views import HOME_PANELS
+from coop.home.views import HOME_PANELS, home_memo
 from coop.i18n import N_
 from coop.orgs.models import ORG_RELATION_LABELS, Organization, OrgRelation
 from coop.reports import progress as pg
@@ -374,12 +375,26 @@ def scores():
     require(can_view_cockpit(current_user))
     year, quarter = _year_quarter()
     base = _reviewer_scope(current_user)
-    result = scoring.scope_scores(base, year, quarter)
-    orgs = {o.id: o for o in db.session.execute(sa.select(Organization).where(Organization.id.in_(list(result)))).scalars()}
-    return render_template("review/scores.html", scores=list(result.values()), orgs=orgs, year=year, quarter=quarter,
-                           lines_by_org={s.org_id: {line.rule: line for line in s.lines} for s in result.values()},
+    scores, short_names, lines_by_org = _scores_page(base, year, quarter)
+    return render_template("review/scores.html", scores=scores, short_names=short_names, year=year, quarter=quarter,
+                           lines_by_org=lines_by_org,
                            label=_ui_period_label(year, quarter), today=local_today(), base=base,
                            rule_codes=scoring.RULE_CODES, rules=scoring.RULES, rule_states=_rule_states())
+
+
+def _scores_page(base: Organization | None, year: int, quarter: int | None):
+    """The scores page's data: the scope's scores, each organization's short name, each one's lines by rule.
+
+    Issue 10: plain data memoised per data generation, scope and period (like scoring.scope_scores, which
+    it reads), so a visit runs no scoring query and loads no organization row. Shared: never changed."""
+    def compute():
+        result = scoring.scope_scores(base, year, quarter)
+        short_names = dict(db.session.execute(
+            sa.select(Organization.id, Organization.short_name).where(Organization.id.in_(list(result)))).all())
+        return (list(result.values()), short_names,
+                {s.org_id: {line.rule: line for line in s.lines} for s in result.values()})
+
+    return memoized("review.scores_page", (base.id if base is not None else None, year, quarter), compute)
 
 
 @bp.route("/export/scores.xlsx")
@@ -535,6 +550,22 @@ def _party_panel(user):
     due = [(y, q) for (y, q) in quarters if today >= pg.quarter_bounds(y, q)[1].replace(day=1)]
     if not due:
         return None
+    # Issue 10: which ratings are missing is memoised per data generation (keyed on the day, which decides `due`);
+    # a visit loads only the agreements shown.
+    found = home_memo(user, today, "review.partner", lambda: _partner_missing(user, due))
+    if found is None:
+        return None
+    shown, total = found
+    agreements = {a.id: a for a in db.session.scalars(
+        sa.select(Agreement).where(Agreement.id.in_({i for i, _y, _q in shown})))}
+    return {"order": 40, "template": "review/_home_partner.html",
+            "partner_missing": [(agreements[i], y, q) for i, y, q in shown if i in agreements],
+            "partner_missing_total": total, "quarter_names": queries.QUARTER_NAMES,
+            "partner_closes": {(y, q): ops.partner_window(y, q)[1] for (y, q) in due}}
+
+
+def _partner_missing(user, due) -> tuple[list[tuple[int, int, int]], int] | None:
+    """([(agreement id, year, quarter)] of the first five ratings the user's party still owes, how many), or None."""
     agreements = db.session.execute(
         sa.select(Agreement)
         .join(AgreementParty, AgreementParty.agreement_id == Agreement.id)
@@ -550,13 +581,11 @@ def _party_panel(user):
         .where(PartnerEvaluation.from_org_id == user.organization_id,
                PartnerEvaluation.agreement_id.in_([a.id for a in agreements]))
     ).all())
-    missing = [(a, y, q) for a in agreements for (y, q) in due if (a.id, y, q) not in done
+    missing = [(a.id, y, q) for a in agreements for (y, q) in due if (a.id, y, q) not in done
                and user.organization_id in partner_org_ids_for(user, a)]
     if not missing:
         return None
-    return {"order": 40, "template": "review/_home_partner.html", "partner_missing": missing[:5],
-            "partner_missing_total": len(missing), "quarter_names": queries.QUARTER_NAMES,
-            "partner_closes": {(y, q): ops.partner_window(y, q)[1] for (y, q) in due}}
+    return missing[:5], len(missing)
 
 
 HOME_PANELS.append(_reviewer_panel)
