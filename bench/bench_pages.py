@@ -461,6 +461,29 @@ def measure_endpoints(app, clients, actors: Actors, counter: QueryCounter, n: in
     return out
 
 
+def profile_endpoints(app, clients, actors: Actors, wanted: str, n: int, year: int, month: int) -> None:
+    """cProfile ``n`` warm requests of each endpoint whose label contains ``wanted``; print where the time goes."""
+    import cProfile
+    import pstats
+
+    headers = {"api": {"Authorization": f"Bearer {actors.token}"}}
+    for label, role, url in endpoints(actors, year, month):
+        if wanted not in label:
+            continue
+        client, kw = clients[role], {"headers": headers.get(role, {})}
+        for _ in range(3):
+            client.get(url, **kw)
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(n):
+            client.get(url, **kw)
+        prof.disable()
+        print(f"\n=== {label} ({url}), {n} requests ===")
+        stats = pstats.Stats(prof).strip_dirs()
+        stats.sort_stats("cumulative").print_stats(45)
+        stats.sort_stats("tottime").print_stats(25)
+
+
 _RERENDER: dict = {}
 
 
@@ -705,6 +728,8 @@ def main() -> int:
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument("--only", help="comma-separated substrings of endpoint labels to measure")
     parser.add_argument("--show-sql", help="print the SQL of endpoints whose label contains this")
+    parser.add_argument("--profile", help="cProfile the endpoints whose label contains this (large scale), print the top "
+                                          "functions and stop")
     parser.add_argument("--export-tenth-from", default=None, help="date_from giving about a tenth of the rows")
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--build-child", help=argparse.SUPPRESS)
@@ -781,6 +806,9 @@ def main() -> int:
     for f in bare.values():
         print(f"  {f.name:32} median {f.median:6.2f} ms, SQL {f.queries}")
     global endpoints
+    if args.profile:
+        profile_endpoints(app, clients, actors, args.profile, args.requests, year, month)
+        return 0
     if args.only:
         wanted = [w.strip() for w in args.only.split(",")]
         all_endpoints = endpoints

@@ -13,8 +13,8 @@ far more often than it writes, so each is memoised per **data generation**:
   generation in another process.
 * ``memoized(name, key, compute)`` reads the generation once per request (one indexed single-row SELECT) and
   returns the value computed under that generation by this process, or computes and keeps it. Each process
-  (gunicorn worker) has its own small LRU; a bump in any process invalidates all of them, because every
-  lookup compares generations.
+  (gunicorn worker) has two small LRUs of its own (group figures; per-person values and list pages); a bump in
+  any process invalidates all of them, because every lookup compares generations.
 
 Only plain data (numbers, tuples, dicts) is memoised — never ORM rows, which belong to one session. A value
 computed while another transaction commits is stored under the generation read before it, which that
@@ -44,7 +44,10 @@ IGNORED_TABLES = frozenset({
     "reminder_deliveries", "notification_preferences", "calendar_feeds", "monthly_reports", "report_runs",
     "import_runs", "alembic_version",
 })
-MAX_ENTRIES = 256
+MAX_ENTRIES = 256  # group-wide figures: cockpit, scores, report data … (a few MB at group scale)
+# Per-person and per-list values (home panels, filter choices, list totals, first API pages) are many and small:
+# they have an LRU of their own, so a crowd of liaisons browsing cannot push the group's figures out.
+MAX_PERSONAL_ENTRIES = 2048
 _WRITE = re.compile(r'^\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)', re.I)
 _FLAG = "coop_data_written"
 
@@ -150,6 +153,7 @@ def bump(session: Session | None = None) -> None:
 
 _lock = threading.Lock()
 _entries: OrderedDict[tuple, tuple[tuple, Any]] = OrderedDict()
+_personal: OrderedDict[tuple, tuple[tuple, Any]] = OrderedDict()
 stats = {"hits": 0, "misses": 0}
 
 
@@ -193,8 +197,9 @@ def _forget_at_end(session: Session, transaction) -> None:
         session.info.pop(_GENERATION, None)
 
 
-def memoized(name: str, key: Hashable, compute: Callable[[], Any]) -> Any:
-    """compute() once per data generation and process; `key` must identify the arguments completely."""
+def memoized(name: str, key: Hashable, compute: Callable[[], Any], *, personal: bool = False) -> Any:
+    """compute() once per data generation and process; `key` must identify the arguments completely.
+    personal=True for values per person or per list page (kept in their own, larger LRU)."""
     if _writing(db.session()):  # this transaction's own changes are not in any generation yet
         stats["misses"] += 1
         return compute()
@@ -203,19 +208,20 @@ def memoized(name: str, key: Hashable, compute: Callable[[], Any]) -> Any:
         stats["misses"] += 1
         return compute()
     full_key = (name, generation[0], key)
+    entries, limit = (_personal, MAX_PERSONAL_ENTRIES) if personal else (_entries, MAX_ENTRIES)
     with _lock:
-        hit = _entries.get(full_key)
+        hit = entries.get(full_key)
         if hit is not None and hit[0] == generation:
-            _entries.move_to_end(full_key)
+            entries.move_to_end(full_key)
             stats["hits"] += 1
             return hit[1]
     value = compute()
     with _lock:
         stats["misses"] += 1
-        _entries[full_key] = (generation, value)
-        _entries.move_to_end(full_key)
-        while len(_entries) > MAX_ENTRIES:
-            _entries.popitem(last=False)
+        entries[full_key] = (generation, value)
+        entries.move_to_end(full_key)
+        while len(entries) > limit:
+            entries.popitem(last=False)
     return value
 
 
@@ -223,6 +229,7 @@ def clear() -> None:
     """Drop this process's memoised values (tests, benchmarks)."""
     with _lock:
         _entries.clear()
+        _personal.clear()
 
 
 _touches_ignored: dict[tuple, bool] = {}
@@ -244,7 +251,7 @@ def count_rows(stmt: sa.Select) -> int:
     if _touches_ignored[shape]:  # e.g. notifications: no generation follows them
         return int(db.session.execute(query).scalar_one())
     key = (shape, tuple(repr(p.effective_value) for p in cache_key.bindparams))
-    return memoized("count", key, lambda: int(db.session.execute(query).scalar_one()))
+    return memoized("count", key, lambda: int(db.session.execute(query).scalar_one()), personal=True)
 
 
 def paginate(stmt: sa.Select, *, page: int, per_page: int):

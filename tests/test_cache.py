@@ -217,3 +217,19 @@ def test_paginate_knows_the_total_of_a_short_last_page_without_counting(app, mak
     finally:
         sa.event.remove(db.engine, "before_cursor_execute", keep)
     assert sum("count(" in s for s in statements) == 1  # the full page counted; the page past the end hit the memo
+
+
+def test_personal_values_never_push_out_the_group_figures(app, counted, monkeypatch):
+    """Per-person values (home panels, filter choices, list totals) live in their own LRU: thousands of them do
+    not evict the group-wide figures the cockpit and scores depend on."""
+    monkeypatch.setattr(cache, "MAX_PERSONAL_ENTRIES", 50)
+    cache.clear()
+    with _new_request(app):
+        group = cache.memoized("test.group", 1, lambda: object())
+        for user_id in range(500):
+            cache.memoized("test.person", user_id, lambda: user_id, personal=True)
+        assert cache.memoized("test.group", 1, lambda: object()) is group
+        assert len(cache._personal) == 50
+        misses = cache.stats["misses"]
+        cache.memoized("test.person", 0, lambda: 0, personal=True)  # the oldest person was let go
+        assert cache.stats["misses"] == misses + 1

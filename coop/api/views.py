@@ -121,7 +121,7 @@ def _page(stmt, query: dict, serialise, *, memo: str | None = None) -> dict:
         return build()
     key = (cache_key.key, tuple(repr(p.effective_value) for p in cache_key.bindparams), page, per_page,
            _url_base())
-    return cache.memoized(memo, key, build)
+    return cache.memoized(memo, key, build, personal=True)
 
 
 def _url_base() -> tuple:

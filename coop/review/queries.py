@@ -15,7 +15,7 @@ from typing import Iterable, Optional
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
-from sqlalchemy.orm import load_only, selectinload
+from sqlalchemy.orm import selectinload
 
 from agreements.models import Agreement, AgreementParty
 from coop.activities.models import (
@@ -311,23 +311,77 @@ def pairings_condition(period: ReviewPeriod, scope: Organization | None, relatio
     return sa.and_(*conds)
 
 
-def pairings_in_scope(period: ReviewPeriod, scope: Organization | None, relation: str | None = None) -> list[Agreement]:
-    """Agreements in force during the period with a party in the scope (all for None), parties loaded."""
-    stmt = (
-        sa.select(Agreement)
-        .where(pairings_condition(period, scope, relation))
-        # Only what the cockpit reads: hundreds of rows, so skipping the text and JSON columns pays.
-        .options(
-            load_only(Agreement.id, Agreement.title, Agreement.number, Agreement.status, Agreement.starts_on,
-                      Agreement.ends_on, Agreement.ended_at),
-            selectinload(Agreement.parties).selectinload(AgreementParty.organization).load_only(
-                Organization.id, Organization.name, Organization.short_name, Organization.path,
-                Organization.relation, Organization.kind, Organization.parent_id, Organization.is_active,
-            ),
+@dataclass(frozen=True)
+class PairingParty:
+    """An organization as the cockpit shows it (plain data, memoised with the pairings; reads like Organization)."""
+
+    id: int
+    name: str
+    short_name: Optional[str]
+    path: str
+    relation: OrgRelation
+    kind: object  # OrgKind
+    parent_id: Optional[int]
+    is_active: bool
+
+    @property
+    def depth(self) -> int:
+        return self.path.strip("/").count("/")
+
+
+@dataclass(frozen=True)
+class PairingAgreement:
+    """An agreement as the cockpit, progress.agreement_progress and progress.pairing_signals read it."""
+
+    id: int
+    title: str
+    number: Optional[str]
+    status: object  # AgreementStatus
+    starts_on: date
+    ends_on: date
+    ended_at: Optional[datetime]
+    parties: tuple[PairingParty, ...]  # in document order (AgreementParty.position), as Agreement.parties
+
+    @property
+    def party_org_ids(self) -> list[int]:
+        return [o.id for o in self.parties]
+
+
+def pairings_in_scope(period: ReviewPeriod, scope: Organization | None,
+                      relation: str | None = None) -> tuple[PairingAgreement, ...]:
+    """Agreements in force during the period with a party in the scope (all for None), parties included.
+
+    Issue 10: plain data memoised per data generation (the cockpit read ~600 agreements and their parties as
+    ORM rows on every request). Keyed on the period's cut, the scope (its id fixes its path within a
+    generation) and the relation; two column-only statements when computed."""
+    def compute() -> tuple[PairingAgreement, ...]:
+        cond = pairings_condition(period, scope, relation)
+        parties: dict[int, list[PairingParty]] = defaultdict(list)
+        orgs: dict[int, PairingParty] = {}  # one object per organization, as the ORM identity map gave
+        for aid, *cols in db.session.execute(
+            sa.select(AgreementParty.agreement_id, Organization.id, Organization.name, Organization.short_name,
+                      Organization.path, Organization.relation, Organization.kind, Organization.parent_id,
+                      Organization.is_active)
+            .join(Organization, Organization.id == AgreementParty.organization_id)
+            .where(AgreementParty.agreement_id.in_(sa.select(Agreement.id).where(cond)))
+            .order_by(AgreementParty.agreement_id, AgreementParty.position, AgreementParty.id)
+        ):
+            org = orgs.get(cols[0])
+            if org is None:
+                org = orgs[cols[0]] = PairingParty(*cols)
+            parties[aid].append(org)
+        return tuple(
+            PairingAgreement(*row, parties=tuple(parties.get(row[0], ())))
+            for row in db.session.execute(
+                sa.select(Agreement.id, Agreement.title, Agreement.number, Agreement.status, Agreement.starts_on,
+                          Agreement.ends_on, Agreement.ended_at)
+                .where(cond)
+                .order_by(Agreement.id)
+            )
         )
-        .order_by(Agreement.id)
-    )
-    return list(db.session.execute(stmt).scalars())
+
+    return memoized("review.pairings", (period.first, period.last, scope.id if scope is not None else None,
+                                        relation), compute)
 
 
 def _within(org: Organization, scope: Organization | None) -> bool:
@@ -351,7 +405,7 @@ def build_cockpit(
 
     rows: list[PairingRow] = []
     for a in agreements:
-        parties = [p.organization for p in a.parties]
+        parties = list(a.parties)
         per_cat = progress[a.id]
         cells = {c: per_cat[c] for c in codes}
         if category and cells[category].status == "na":
