@@ -98,6 +98,29 @@ def test_drill_down_lists_the_activities_behind_a_cell(client, review_world, log
     assert draft.status_code == 200 and "这个周期没有这一类别的活动" in draft.get_data(as_text=True)
 
 
+def test_cockpit_shows_names_and_new_pairings_right_after_a_write(client, review_world, login, make_agreement):
+    """Issue 10: the cockpit's pairings and their parties are memoised per data generation, so a renamed
+    organization, a new agreement in force or an ended one shows on the very next visit."""
+    from datetime import datetime, timezone
+
+    w = review_world
+    url = "/review/?period=2026-07"
+    login(client, w.users["rev_G"])
+    first = client.get(url).get_data(as_text=True)
+    assert client.get(url).get_data(as_text=True) == first  # served again, the same
+    assert "甲一简称" not in first and "P8 新结对" not in first
+    w.orgs["A1"].short_name = "甲一简称"
+    db.session.commit()
+    page = client.get(url).get_data(as_text=True)
+    assert "甲一简称" in page
+    new = make_agreement(parties=[w.orgs["A2"], w.orgs["B1"]], starts_on=date(2026, 6, 1), title="P8 新结对")
+    page = client.get(url).get_data(as_text=True)
+    assert "P8 新结对" in page and f"agreement_id={new.id}&amp;period=2026-07" in page
+    new.ended_at = datetime(2026, 6, 15, tzinfo=timezone.utc)  # terminated before July: no longer in force
+    db.session.commit()
+    assert "P8 新结对" not in client.get(url).get_data(as_text=True)
+
+
 def test_cockpit_export_has_a_row_per_pairing_and_category(client, review_world, login):
     w = review_world
     login(client, w.users["rev_A"])

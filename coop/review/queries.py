@@ -200,8 +200,8 @@ def published_ranking_scope(org: Organization | None) -> ReviewSetting | None:
 
 @dataclass
 class PairingRow:
-    agreement: Agreement
-    parties: list[Organization]
+    agreement: PairingAgreement
+    parties: list[PairingParty]
     in_scope_ids: set[int]
     cells: dict[str, pg.CategoryProgress]
     overall: str
@@ -218,7 +218,7 @@ class PairingRow:
 
 @dataclass
 class OrgTotal:
-    org: Organization
+    org: PairingParty
     pairings: int = 0
     held: dict[str, int] = field(default_factory=dict)  # distinct held activities per category
     confirmed: dict[str, int] = field(default_factory=dict)
@@ -239,8 +239,8 @@ class OrgTotal:
 
 @dataclass
 class StalledItem:
-    agreement: Agreement
-    parties: list[Organization]
+    agreement: PairingAgreement
+    parties: list[PairingParty]
     last_held_on: Optional[date]
     days_silent: int
     fact: str  # a UiText: Chinese in the export, in the reader's language on screen (|ui_text)
@@ -248,8 +248,8 @@ class StalledItem:
 
 @dataclass
 class OneSidedItem:
-    agreement: Agreement
-    parties: list[Organization]
+    agreement: PairingAgreement
+    parties: list[PairingParty]
     facts: list[str]  # UiTexts, as `fact` above
 
 
@@ -270,7 +270,7 @@ class Cockpit:
         return [r for r in self.rows if r.overall in ("behind", "none")]
 
 
-def short_name(org: Organization) -> str:
+def short_name(org: Organization | PairingParty) -> str:
     """The name to print in tight places."""
     return org.short_name or org.name
 
@@ -279,12 +279,12 @@ def _local_midnight_utc(d: date) -> datetime:
     return datetime.combine(d, time.min, tzinfo=local_tz()).astimezone(timezone.utc)
 
 
-def _ended_before(agreement: Agreement, d: date) -> bool:
+def _ended_before(agreement: Agreement | PairingAgreement, d: date) -> bool:
     """True when the agreement was ended (terminated early) before the day `d` began."""
     return agreement.ended_at is not None and agreement.ended_at < _local_midnight_utc(d)
 
 
-def in_force_on(agreement: Agreement, d: date) -> bool:
+def in_force_on(agreement: Agreement | PairingAgreement, d: date) -> bool:
     """Signed, inside its term on `d`, and not terminated before it."""
     return (
         agreement.status.value in ("active", "expired", "terminated")
@@ -384,7 +384,7 @@ def pairings_in_scope(period: ReviewPeriod, scope: Organization | None,
                                         relation), compute)
 
 
-def _within(org: Organization, scope: Organization | None) -> bool:
+def _within(org: PairingParty, scope: Organization | None) -> bool:
     return scope is None or org.path.startswith(scope.path)
 
 
