@@ -145,7 +145,7 @@ def index():
         .join(AgreementParty, AgreementParty.organization_id == Organization.id)
         .where(AgreementParty.agreement_id.in_(visible.with_only_columns(Agreement.id).scalar_subquery()))
         .distinct().order_by(Organization.name)
-    )], personal=True)
+    )], pool="personal")
     form.party.choices = [("", _("全部共建方"))] + [(str(org_id), name) for org_id, name in party_orgs]
 
     stmt = visible
@@ -269,7 +269,7 @@ def detail(agreement_id):
     agreement = _load(agreement_id)
     del preloaded  # held until _load found it
     secretaries, renewal = cache.memoized("agreement_detail_people", (agreement.id, tuple(agreement.party_org_ids)),
-                                          lambda: _secretaries_and_renewal(agreement), personal=True)
+                                          lambda: _secretaries_and_renewal(agreement), pool="personal")
     return render_template(
         "agreements/detail.html", agreement=agreement, perms=perms, history=agreement_history(agreement),
         secretaries=secretaries, renewal=renewal, today=local_today(), VersionState=VersionState,

@@ -169,7 +169,38 @@ def _extract_safely(tar: tarfile.TarFile, dest: Path) -> None:
         if (member.name.startswith(("/", "\\")) or not (member.isfile() or member.isdir())
                 or not target.is_relative_to(root)):
             raise tarfile.TarError(f"不安全的成员：{member.name[:200]}")
+    uid, gid = os.getuid(), os.getgid()
+    for member in members:  # as the "data" filter does: no set-id bits, no foreign owners
+        member.mode = 0o755 if member.isdir() else 0o644
+        member.uid, member.gid, member.uname, member.gname = uid, gid, "", ""
     tar.extractall(dest, members=members)  # nosec B202 — every member checked above
+
+
+def _inside(base: Path, relative: str) -> Path:
+    """base/relative, refusing names that lead out of base (absolute, "..", links): the manifest is part of the
+    archive, so its paths are as untrusted as the archive's members."""
+    parts = str(relative).split("/")
+    if not relative or relative.startswith(("/", "\\")) or any(p in ("", ".", "..") for p in parts):
+        raise BackupError(f"备份清单中的路径不安全：{str(relative)[:200]}")
+    path = base.joinpath(*parts)
+    if not path.resolve().is_relative_to(base.resolve()):
+        raise BackupError(f"备份清单中的路径不安全：{str(relative)[:200]}")
+    return path
+
+
+def _file_copies(manifest: dict, tmp: Path, roots: dict[str, Path]) -> dict[str, tuple[Path, Path]]:
+    """{archive name: (extracted file, where it goes)} for the manifest's files, each checked to stay inside the
+    extracted archive and inside its own folder (uploads, archive, pki) or to be the secret key itself."""
+    copies = {}
+    for arc in manifest["files"]:
+        source = _inside(tmp, arc)
+        parts = arc.split("/")
+        name, rest = (parts[1], parts[2:]) if len(parts) >= 2 and parts[0] == "files" else ("", [])
+        if name not in roots or (name == "secret_key") != (not rest):
+            raise BackupError(f"备份清单中的路径不安全：{arc[:200]}")
+        dest = roots[name] if not rest else _inside(roots[name], "/".join(rest))
+        copies[arc] = (source, dest)
+    return copies
 
 
 def restore_backup(archive: Path, *, force: bool = False, echo: Callable[[str], None] = print) -> str:
@@ -196,11 +227,12 @@ def restore_backup(archive: Path, *, force: bool = False, echo: Callable[[str], 
             raise BackupError("备份格式版本不受支持。")
         if manifest["dialect"] != dialect:
             raise BackupError(f"备份来自 {manifest['dialect']}，当前数据库是 {dialect}；请用同类数据库恢复。")
-        db_file = tmp / manifest["database"]["member"]
+        db_file = _inside(tmp, manifest["database"]["member"])
+        copies = _file_copies(manifest, tmp, _file_roots())  # every path checked before anything is written
         if _sha256(db_file) != manifest["database"]["sha256"]:
             raise BackupError("数据库文件校验失败（SHA-256 不符），备份已损坏。")
         for arc, digest in manifest["files"].items():
-            if _sha256(tmp / arc) != digest:
+            if _sha256(copies[arc][0]) != digest:
                 raise BackupError(f"文件 {arc} 校验失败（SHA-256 不符），备份已损坏。")
 
         db.engine.dispose()
@@ -222,13 +254,9 @@ def restore_backup(archive: Path, *, force: bool = False, echo: Callable[[str], 
             cache.new_epoch(conn)
         echo("数据库已恢复")
 
-        roots = _file_roots()
-        for arc in manifest["files"]:
-            _prefix, name, *rest = arc.split("/")
-            root = roots[name]
-            dest = root if not rest else root.joinpath(*rest)
+        for source, dest in copies.values():
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(tmp / arc, dest)
+            shutil.copyfile(source, dest)
         echo(f"文件已恢复：{len(manifest['files'])} 个")
 
     with db.engine.connect() as conn:

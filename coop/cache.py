@@ -13,8 +13,8 @@ far more often than it writes, so each is memoised per **data generation**:
   generation in another process.
 * ``memoized(name, key, compute)`` reads the generation once per request (one indexed single-row SELECT) and
   returns the value computed under that generation by this process, or computes and keeps it. Each process
-  (gunicorn worker) has two small LRUs of its own (group figures; per-person values and list pages); a bump in
-  any process invalidates all of them, because every lookup compares generations.
+  (gunicorn worker) has small LRUs of its own (group figures; per-person values; API payloads); a bump in any
+  process invalidates all of them, because every lookup compares generations.
 
 Only plain data (numbers, tuples, dicts) is memoised — never ORM rows, which belong to one session. A value
 computed while another transaction commits is stored under the generation read before it, which that
@@ -44,10 +44,12 @@ IGNORED_TABLES = frozenset({
     "reminder_deliveries", "notification_preferences", "calendar_feeds", "monthly_reports", "report_runs",
     "import_runs", "alembic_version",
 })
-MAX_ENTRIES = 256  # group-wide figures: cockpit, scores, report data … (a few MB at group scale)
-# Per-person and per-list values (home panels, filter choices, list totals, first API pages) are many and small:
-# they have an LRU of their own, so a crowd of liaisons browsing cannot push the group's figures out.
-MAX_PERSONAL_ENTRIES = 2048
+# Three LRUs per process, so that one kind of value cannot push out another:
+#   "group": group-wide figures — cockpit, scores, report data … (a few MB at group scale);
+#   "personal": many small values per person or per list — home panels, filter choices, list totals;
+#   "api": API payloads (list pages of up to 100 full items, report JSON up to ~1.3 MB): few, and a client
+#   walking filters or months only churns this pool.
+POOL_SIZES = {"group": 256, "personal": 2048, "api": 64}
 _WRITE = re.compile(r'^\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)', re.I)
 _FLAG = "coop_data_written"
 
@@ -65,10 +67,17 @@ class DataGeneration(db.Model):
 # --- noticing writes and bumping the generation -----------------------------------------------------------------
 
 
+#: Execution option marking a write that no memoised figure reads (e.g. an account's last sign-in time), so it does
+#: not start a new generation: `stmt.execution_options(**BOOKKEEPING)`.
+BOOKKEEPING = {"coop_bookkeeping": True}
+
+
 @event.listens_for(Engine, "before_cursor_execute")
-def _notice_write(conn, _cursor, statement, _parameters, _context, _executemany):
+def _notice_write(conn, _cursor, statement, _parameters, context, _executemany):
     m = _WRITE.match(statement)
     if m and m.group(1).lower() not in IGNORED_TABLES:
+        if context is not None and context.execution_options.get("coop_bookkeeping"):
+            return
         conn.info[_FLAG] = True
 
 
@@ -152,8 +161,7 @@ def bump(session: Session | None = None) -> None:
 # --- memoising ---------------------------------------------------------------------------------------------------
 
 _lock = threading.Lock()
-_entries: OrderedDict[tuple, tuple[tuple, Any]] = OrderedDict()
-_personal: OrderedDict[tuple, tuple[tuple, Any]] = OrderedDict()
+_pools: dict[str, OrderedDict[tuple, tuple[tuple, Any]]] = {name: OrderedDict() for name in POOL_SIZES}
 stats = {"hits": 0, "misses": 0}
 
 
@@ -197,9 +205,9 @@ def _forget_at_end(session: Session, transaction) -> None:
         session.info.pop(_GENERATION, None)
 
 
-def memoized(name: str, key: Hashable, compute: Callable[[], Any], *, personal: bool = False) -> Any:
+def memoized(name: str, key: Hashable, compute: Callable[[], Any], *, pool: str = "group") -> Any:
     """compute() once per data generation and process; `key` must identify the arguments completely.
-    personal=True for values per person or per list page (kept in their own, larger LRU)."""
+    `pool`: "group" (group-wide figures), "personal" (per person or per list) or "api" (API payloads)."""
     if _writing(db.session()):  # this transaction's own changes are not in any generation yet
         stats["misses"] += 1
         return compute()
@@ -208,7 +216,7 @@ def memoized(name: str, key: Hashable, compute: Callable[[], Any], *, personal: 
         stats["misses"] += 1
         return compute()
     full_key = (name, generation[0], key)
-    entries, limit = (_personal, MAX_PERSONAL_ENTRIES) if personal else (_entries, MAX_ENTRIES)
+    entries, limit = _pools[pool], POOL_SIZES[pool]
     with _lock:
         hit = entries.get(full_key)
         if hit is not None and hit[0] == generation:
@@ -228,8 +236,8 @@ def memoized(name: str, key: Hashable, compute: Callable[[], Any], *, personal: 
 def clear() -> None:
     """Drop this process's memoised values (tests, benchmarks)."""
     with _lock:
-        _entries.clear()
-        _personal.clear()
+        for entries in _pools.values():
+            entries.clear()
 
 
 _touches_ignored: dict[tuple, bool] = {}
@@ -251,7 +259,7 @@ def count_rows(stmt: sa.Select) -> int:
     if _touches_ignored[shape]:  # e.g. notifications: no generation follows them
         return int(db.session.execute(query).scalar_one())
     key = (shape, tuple(repr(p.effective_value) for p in cache_key.bindparams))
-    return memoized("count", key, lambda: int(db.session.execute(query).scalar_one()), personal=True)
+    return memoized("count", key, lambda: int(db.session.execute(query).scalar_one()), pool="personal")
 
 
 def paginate(stmt: sa.Select, *, page: int, per_page: int):

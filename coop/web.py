@@ -91,14 +91,13 @@ def error_response(status: int, message_zh: str | None = None, message_en: str |
     return render_template("errors.html", status=status, message=message), status
 
 
-_asset_urls: dict[tuple[str, str], str] = {}
-
-
 def asset(filename: str) -> str:
     """URL of a static file with a content hash, so browsers may cache it for a year. Worked out once per file
-    and mount point (pages call this dozens of times: an icon per list row); in debug mode on every call."""
+    and mount point for each app (pages call this dozens of times: an icon per list row); in debug mode on every
+    call."""
+    urls = current_app.extensions.setdefault("coop_asset_urls", {})
     key = (filename, request.script_root if has_request_context() else "")
-    url = _asset_urls.get(key)
+    url = urls.get(key)
     if url is None or current_app.debug:
         path = os.path.join(current_app.static_folder, filename)
         try:
@@ -106,7 +105,7 @@ def asset(filename: str) -> str:
                 version = hashlib.sha256(fh.read()).hexdigest()[:10]
         except OSError:
             version = "0"
-        url = _asset_urls[key] = url_for("static", filename=filename, v=version)
+        url = urls[key] = url_for("static", filename=filename, v=version)
     return url
 
 
@@ -215,17 +214,16 @@ def add_nav(endpoint: str, label: str, visible, order: int = 50) -> None:
     NAV.sort(key=lambda item: item[0])
 
 
-_NAV_BUILT: dict[tuple, tuple[dict, ...]] = {}
-
-
 def nav_items() -> tuple[dict, ...]:
     """The navigation entries the current user may use (read-only: the same tuple serves every request with
-    the same visible entries, language and mount point — building URLs and labels on every page cost ~0.3 ms)."""
+    the same visible entries, language and mount point in this app — building URLs and labels on every page cost
+    ~0.3 ms)."""
     if not current_user or not current_user.is_authenticated:  # None outside a request (e-mails, PDFs)
         return ()
     shown = tuple(i for i, (_order, _endpoint, _label, visible) in enumerate(NAV) if visible(current_user))
+    built_for_app = current_app.extensions.setdefault("coop_nav_items", {})
     key = (shown, str(get_locale()), request.script_root, len(NAV))
-    items = _NAV_BUILT.get(key)
+    items = built_for_app.get(key)
     if items is None:
         built = []
         for i in shown:
@@ -234,5 +232,5 @@ def nav_items() -> tuple[dict, ...]:
                 built.append({"endpoint": endpoint, "url": url_for(endpoint), "label": gettext(str(label))})
             except BuildError:  # an endpoint of a domain not registered
                 continue
-        items = _NAV_BUILT[key] = tuple(built)
+        items = built_for_app[key] = tuple(built)
     return items

@@ -16,7 +16,7 @@ def activity(world, **overrides) -> dict:
 
 def memoised(name: str) -> int:
     """How many payloads this process holds under `name`."""
-    return sum(1 for key in [*cache._entries, *cache._personal] if key[0] == name)  # noqa: SLF001 — the tests look inside
+    return sum(1 for key in [k for pool in cache._pools.values() for k in pool] if key[0] == name)  # noqa: SLF001 — the tests look inside
 
 
 def test_activity_list_is_served_again_and_shows_a_write_at_once(api_as, api_world):

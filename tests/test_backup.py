@@ -153,3 +153,50 @@ def test_an_archive_reaching_outside_its_folder_is_refused(app, tmp_path, monkey
             backup._extract_safely(tar, dest)
         assert not (tmp_path / "escaped.txt").exists()
         assert list(dest.iterdir()) == [] or python_filter  # the hand-made check writes nothing at all
+
+
+def test_a_manifest_naming_paths_outside_the_folders_is_refused(tmp_path):
+    """The manifest is inside the archive, so its paths are untrusted too: a file listed as
+    files/uploads/../../x would be copied out of the uploads folder; the database member could name any file."""
+    from coop.backup import _file_copies, _inside
+
+    roots = {"uploads": tmp_path / "inst" / "uploads", "archive": tmp_path / "inst" / "archive",
+             "pki": tmp_path / "inst" / "pki", "secret_key": tmp_path / "inst" / "secret_key"}
+    extracted = tmp_path / "x"
+    (extracted / "files" / "uploads" / "a").mkdir(parents=True)
+    ok = _file_copies({"files": {"files/uploads/a/p.jpg": "h", "files/secret_key": "h"}}, extracted, roots)
+    assert ok["files/uploads/a/p.jpg"][1] == roots["uploads"] / "a" / "p.jpg"
+    assert ok["files/secret_key"][1] == roots["secret_key"]
+    for bad in ("files/uploads/../../x/app.py", "files/uploads/a/../../../evil", "/etc/passwd", "files/../app.py",
+                "files/secret_key/extra", "files/uploads", "files/other/x", "manifest.json", "files/uploads//x"):
+        with pytest.raises(BackupError):
+            _file_copies({"files": {bad: "h"}}, extracted, roots)
+    for bad in ("/etc/passwd", "../db.sqlite3", "a/../../b", ""):
+        with pytest.raises(BackupError):
+            _inside(extracted, bad)
+
+
+def test_restore_refuses_a_crafted_manifest_before_writing_anything(app, tmp_path):
+    import io
+    import json
+
+    from coop.backup import FORMAT
+
+    import hashlib
+
+    payload = b"print('owned')"
+    manifest = {"format": FORMAT, "dialect": db.engine.dialect.name,
+                "database": {"member": "db.bin", "sha256": hashlib.sha256(b"x").hexdigest()},
+                "files": {"files/uploads/../../escaped.py": hashlib.sha256(payload).hexdigest()}, "tables": {}}
+    archive = tmp_path / "crafted.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in (("manifest.json", json.dumps(manifest).encode()), ("db.bin", b"x"),
+                           ("escaped.py", payload)):
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    with pytest.raises(BackupError, match="不安全"):
+        restore_backup(archive, force=True, echo=lambda *_: None)
+    from pathlib import Path
+
+    assert not (Path(app.config["UPLOAD_DIR"]) / ".." / ".." / "escaped.py").resolve().exists()

@@ -222,14 +222,36 @@ def test_paginate_knows_the_total_of_a_short_last_page_without_counting(app, mak
 def test_personal_values_never_push_out_the_group_figures(app, counted, monkeypatch):
     """Per-person values (home panels, filter choices, list totals) live in their own LRU: thousands of them do
     not evict the group-wide figures the cockpit and scores depend on."""
-    monkeypatch.setattr(cache, "MAX_PERSONAL_ENTRIES", 50)
+    monkeypatch.setitem(cache.POOL_SIZES, "personal", 50)
     cache.clear()
     with _new_request(app):
         group = cache.memoized("test.group", 1, lambda: object())
         for user_id in range(500):
-            cache.memoized("test.person", user_id, lambda: user_id, personal=True)
+            cache.memoized("test.person", user_id, lambda: user_id, pool="personal")
         assert cache.memoized("test.group", 1, lambda: object()) is group
-        assert len(cache._personal) == 50
+        assert len(cache._pools["personal"]) == 50
         misses = cache.stats["misses"]
-        cache.memoized("test.person", 0, lambda: 0, personal=True)  # the oldest person was let go
+        cache.memoized("test.person", 0, lambda: 0, pool="personal")  # the oldest person was let go
         assert cache.stats["misses"] == misses + 1
+
+
+def test_signing_in_keeps_the_memoised_figures(app, client, make_user):
+    """A sign-in records the time on the account, which no figure shows: it must not start a new data generation
+    (a morning of sign-ins would make every worker recompute the group's figures), yet the time is stored."""
+    from coop.auth.models import User
+    from tests.conftest import DEFAULT_PASSWORD
+
+    user = make_user("liaison", username="gen_login")
+    db.session.commit()
+    before = cache.current_generation()
+    db.session.commit()
+    resp = client.post("/login", data={"username": "gen_login", "password": DEFAULT_PASSWORD})
+    assert resp.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(User, user.id).last_login_at is not None
+    assert cache.current_generation() == before
+    db.session.commit()
+    # A real change to the account still does.
+    db.session.get(User, user.id).display_name = "改名"
+    db.session.commit()
+    assert cache.current_generation() != before

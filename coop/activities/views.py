@@ -523,7 +523,7 @@ def _ledger_memo(user, name: str, compute):
     memo entry per person holding every value, so that people browsing ledgers do not push the group-scale
     figures out of the process's small memo."""
     scope = (user.id, user.organization_id, tuple(sorted(r.value for r in user.roles)))
-    bundle = cache.memoized("activities.ledger", scope, dict, personal=True)
+    bundle = cache.memoized("activities.ledger", scope, dict, pool="personal")
     if name not in bundle:
         bundle[name] = compute()
     return bundle[name]

@@ -121,7 +121,7 @@ def _page(stmt, query: dict, serialise, *, memo: str | None = None) -> dict:
         return build()
     key = (cache_key.key, tuple(repr(p.effective_value) for p in cache_key.bindparams), page, per_page,
            _url_base())
-    return cache.memoized(memo, key, build, personal=True)
+    return cache.memoized(memo, key, build, pool="api")
 
 
 def _url_base() -> tuple:
@@ -680,7 +680,7 @@ def monthly_report(query):
     # generation (issue 10: a group's payload is hundreds of agreement summaries). Access was checked above, on
     # every request; the ids and the PDF link are derived from the subject and the request, and in the key.
     key = (kind.value, subject.id if subject is not None else None, year, month, local_today(), pdf_url)
-    return jsonify(cache.memoized("api.report_json", key, build))
+    return jsonify(cache.memoized("api.report_json", key, build, pool="api"))
 
 
 @operation(bp, "/reports/monthly.pdf", "GET", tag="reports", query=_REPORT_QUERY, errors=(403, 404),

@@ -11,6 +11,7 @@ from sqlalchemy.orm import joinedload
 from flask import current_app
 from flask_babel import gettext as _
 
+from coop import cache
 from coop.audit.operations import record
 from coop.auth.models import LoginSession, LoginThrottle, Role, User, UserRole
 from coop.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
@@ -115,7 +116,12 @@ def authenticate(username: str, password: str, ip: str | None) -> User:
     clear_login_failures(username, ip)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    user.last_login_at = now_utc()
+    # A bookkeeping write: every sign-in would otherwise start a new data generation and make every worker
+    # recompute the group's figures (issue 10); no memoised figure shows the last sign-in.
+    db.session.execute(
+        sa.update(User).where(User.id == user.id).values(last_login_at=now_utc())
+        .execution_options(synchronize_session="fetch", **cache.BOOKKEEPING)
+    )
     return user
 
 

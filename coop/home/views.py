@@ -27,7 +27,7 @@ def home_memo(user, today: date, name: str, compute: Callable[[], Any]) -> Any:
     memo. While the session holds uncommitted changes `memoized` hands out a fresh dict on each call: nothing is
     kept then.
     """
-    bundle = memoized("home", (user.id, today), dict, personal=True)
+    bundle = memoized("home", (user.id, today), dict, pool="personal")
     if name not in bundle:
         bundle[name] = compute()
     return bundle[name]

@@ -118,7 +118,7 @@ def _organization_subjects(organization_id: int, month: str) -> tuple[list[tuple
         name = db.session.execute(sa.select(Organization.name).where(Organization.id == organization_id)).scalar_one()
         return [(a_id, title) for a_id, title in agreements], name
 
-    return memoized("reports.organization_subjects", (organization_id, month), compute)
+    return memoized("reports.organization_subjects", (organization_id, month), compute, pool="personal")
 
 
 def _my_subjects(user, month: str) -> list[dict]:
