@@ -263,10 +263,13 @@ def count_rows(stmt: sa.Select) -> int:
 
 
 def paginate(stmt: sa.Select, *, page: int, per_page: int):
-    """Flask-SQLAlchemy's paginate (an out-of-range page is empty, not a 404) with the memoised total."""
+    """Flask-SQLAlchemy's paginate (an out-of-range page is empty, not a 404) with the memoised total (counted
+    directly for lists over tables that do not bump the generation, e.g. the report archive)."""
     pagination = db.paginate(stmt, page=page, per_page=per_page, error_out=False, count=False)
     shown = len(pagination.items)
-    if 0 < shown < per_page:  # a short, non-empty page is the last one: the total is known without counting
+    # A short, non-empty page is the last one, and an empty first page is an empty list: the total is known
+    # without counting. A full page, or an empty one past the end, must count.
+    if 0 < shown < per_page or (shown == 0 and pagination.page == 1):
         pagination.total = (pagination.page - 1) * per_page + shown
     else:
         pagination.total = count_rows(stmt)

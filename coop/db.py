@@ -138,3 +138,14 @@ def alembic_render_item(type_, obj, autogen_context):
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
     return False
+
+
+def load_into(obj, *options):
+    """Load the relationships named by `options` into a row already in the session (the joined ones in one
+    statement, plus one per selectin); attributes already loaded stay as they are. For a page that checks access
+    on a lightly loaded row and only then loads what it shows."""
+    from coop.extensions import db
+
+    model = type(obj)
+    db.session.scalars(sa.select(model).where(model.id == obj.id).options(*options)).unique().all()
+    return obj

@@ -52,15 +52,6 @@ CONFIRM_CHECK_LOADS = (
     selectinload(Activity.agreement_links).selectinload(ActivityAgreement.agreement).selectinload(Agreement.parties),
 )
 
-# What an activity_item (templates/activities/_macros.html) shows besides the activity's own columns: the
-# participating organizations and, for a held activity, whether confirmations were asked. Joined into the
-# activities' own statement (issue 10): the home panels show a handful of activities, so one statement of a few
-# dozen rows costs less than a statement per relationship.
-ITEM_LOADS = (
-    joinedload(Activity.participants).joinedload(ActivityOrganization.organization),
-    joinedload(Activity.confirmations),
-)
-
 # One activity's page (activities.detail, issue 10): four statements instead of a lazy load per relationship
 # (fourteen). DETAIL_CHECK_LOADS, with the activity's row: what the permission checks read — the agreements, their
 # parties with organizations and their liaisons (parties × liaisons rows) — and the organizer and recorder.
@@ -89,13 +80,6 @@ DETAIL_LOADS = (
     selectinload(Activity.attachments),
     selectinload(Activity.revisions).joinedload(ActivityRevision.changed_by).lazyload(User.role_rows),
 )
-
-
-def load_into(activity: Activity, *options) -> Activity:
-    """Load the relationships named by `options` into an activity already in the session (one statement for
-    the joined ones, plus one per selectin); attributes already loaded stay as they are."""
-    db.session.scalars(sa.select(Activity).where(Activity.id == activity.id).options(*options)).unique().all()
-    return activity
 
 
 SCOPES = ("mine", "committee")
@@ -259,12 +243,12 @@ def ledger_query(
     return stmt.order_by(Activity.held_on.desc(), Activity.start_time.desc(), Activity.id.desc()).options(*loads)
 
 
-# What a ledger page's list items (activity_item in templates/activities/_macros.html) read, and nothing more
+# What a list item (activity_item in templates/activities/_macros.html: ledger pages, home panels) reads, and nothing more
 # (issue 10: twenty activities joined with their participants and confirmations make a hundred rows, whose
 # unused columns cost more to load than the page's SQL): the activity's shown columns, each participating
 # organization's names, and whether confirmations were asked. A column not listed here still loads when read,
 # one statement per row — list it here when the list item starts showing it.
-LEDGER_ITEM_LOADS = (
+ITEM_LOADS = (
     load_only(Activity.category, Activity.title, Activity.held_on, Activity.start_time, Activity.end_time,
               Activity.place, Activity.party_member_count, Activity.other_count, Activity.status,
               Activity.confirmation, Activity.withdrawn_reason),

@@ -63,7 +63,6 @@ from coop.activities.queries import (
     DETAIL_CHECK_LOADS,
     DETAIL_LOADS,
     ITEM_LOADS,
-    LEDGER_ITEM_LOADS,
     LEDGER_LOADS,
     PERMISSION_LOADS,
     activities_by_ids,
@@ -72,12 +71,12 @@ from coop.activities.queries import (
     awaiting_confirmation,
     ledger_page,
     ledger_query,
-    load_into,
     planned_between,
 )
 from coop import cache
 from coop.auth.permissions import get_or_404, require
 from coop.categories import CATEGORY_BY_CODE
+from coop.db import load_into
 from coop.extensions import db
 from coop.forms import parse_id
 from coop.formatting import local_today, ui_date, ui_is_english, ui_month
@@ -560,7 +559,7 @@ def _ledger_context(*, title: str, scope: str = "mine", agreement: Agreement | N
     filters = filter_values(form)
     if agreement is not None:
         filters["agreement_id"] = agreement.id
-    page = ledger_page(current_user, page=page_arg(), per_page=PER_PAGE, loads=LEDGER_ITEM_LOADS,
+    page = ledger_page(current_user, page=page_arg(), per_page=PER_PAGE, loads=ITEM_LOADS,
                        org_id=org.id if org is not None else None, scope=scope, **filters)
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     can_log = _ledger_memo(current_user, "can_log", lambda: bool(agreements_for_logging(

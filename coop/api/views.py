@@ -40,7 +40,7 @@ from coop.auth.permissions import (
     may_place_under,
 )
 from coop.categories import CATEGORY_CODES
-from coop.db import now_utc
+from coop.db import load_into, now_utc
 from coop.extensions import csrf, db
 from coop.formatting import local_today
 from coop.orgs import operations as org_ops
@@ -368,14 +368,6 @@ _AGREEMENT_JSON_LOADS = (joinedload(Agreement.commitments), joinedload(Agreement
 _AGREEMENT_PARTY_ORGS = (joinedload(Agreement.parties).joinedload(AgreementParty.organization),)
 
 
-def _load_into(obj, *options):
-    """Load the relationships named by `options` into a row already in the session (joined ones in one
-    statement); attributes already loaded stay as they are."""
-    model = type(obj)
-    db.session.scalars(sa.select(model).where(model.id == obj.id).options(*options)).unique().all()
-    return obj
-
-
 def _visible_agreement(agreement_id, options=()) -> Agreement:
     agreement = _load(Agreement, agreement_id, "Agreement", options)
     if not agreement_perms.can_view_agreement(current_user, agreement):
@@ -429,7 +421,7 @@ def create_agreement(body):
 def get_agreement(agreement_id):
     """One agreement with its status and signing progress."""
     agreement = _visible_agreement(agreement_id, _AGREEMENT_CHECK_LOADS)
-    return jsonify(s.agreement_json(_load_into(agreement, *_AGREEMENT_JSON_LOADS)))
+    return jsonify(s.agreement_json(load_into(agreement, *_AGREEMENT_JSON_LOADS)))
 
 
 @operation(bp, "/agreements/<int:agreement_id>/submit", "POST", tag="agreements", errors=(403, 409),
@@ -577,7 +569,7 @@ def create_activity(body):
 def get_activity(activity_id):
     """One activity with every partner's answer."""
     activity = _visible_activity(activity_id, _ACTIVITY_CHECK_LOADS)
-    return jsonify(s.activity_json(_load_into(activity, *_ACTIVITY_JSON_LOADS)))
+    return jsonify(s.activity_json(load_into(activity, *_ACTIVITY_JSON_LOADS)))
 
 
 @operation(bp, "/activities/<int:activity_id>/confirmation", "POST", tag="activities", body=s.CONFIRMATION_BODY,

@@ -11,6 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from agreements.models import Agreement, AgreementParty
 from coop.auth.permissions import committee_scope_root, get_or_404, require
+from coop import cache
 from coop.cache import memoized
 from coop.extensions import db
 from coop.formatting import local_today, ui_is_english, ui_month
@@ -145,21 +146,6 @@ def _my_subjects(user, month: str) -> list[dict]:
     return links
 
 
-def _paginate(stmt: sa.Select, *, page: int, per_page: int):
-    """db.paginate (an out-of-range page empty) that counts only when the page cannot tell the total (issue 10):
-    a page shorter than per_page is the last one, so the total is the rows before it plus its own. Most
-    archives fit on one page, and their count was a second pass over the permission filter on every visit.
-    (monthly_reports changes without a data generation bump, so coop.cache.count_rows cannot memoise it.)"""
-    pagination = db.paginate(stmt, page=page, per_page=per_page, error_out=False, count=False)
-    n = len(pagination.items)
-    if 0 < n < per_page or (n == 0 and pagination.page == 1):
-        pagination.total = (pagination.page - 1) * per_page + n
-    else:
-        pagination.total = db.session.execute(
-            sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
-    return pagination
-
-
 @bp.route("/")
 @login_required
 def index():
@@ -185,7 +171,7 @@ def index():
         stmt = stmt.where(MonthlyReport.kind == ReportKind(kind))
     else:
         kind = ""
-    page = _paginate(stmt.options(selectinload(MonthlyReport.created_by)), page=page_arg(), per_page=PER_PAGE)
+    page = cache.paginate(stmt.options(selectinload(MonthlyReport.created_by)), page=page_arg(), per_page=PER_PAGE)
     runs = []
     if can_run_month_batch(current_user):
         runs = db.session.execute(sa.select(ReportRun).order_by(ReportRun.id.desc()).limit(5)).scalars().all()
