@@ -127,11 +127,27 @@ def live_server(seeded_instance, tmp_path_factory):
         def log_request(self, *args, **kwargs):
             pass
 
+        def connection_dropped(self, error, environ=None):
+            # The browser may drop a connection mid-response (a navigation cancels a favicon or image request);
+            # werkzeug's dev server then skips closing the response, leaving e.g. the static file open, which
+            # the warnings-as-errors setting turns into a failure of whichever test is running. Close it here.
+            response = (environ or {}).pop("e2e.response", None)
+            if response is not None and hasattr(response, "close"):
+                response.close()
+
+    def remember_response(wsgi_app):
+        def wrapped(environ, start_response):
+            response = wsgi_app(environ, start_response)
+            environ["e2e.response"] = response
+            return response
+
+        return wrapped
+
     config = _app_config(instance)
     server = make_server("127.0.0.1", 0, None, threaded=True, request_handler=QuietHandler)
     config["BASE_URL"] = f"http://127.0.0.1:{server.server_port}"
     app = create_app(config, instance_path=str(instance))
-    server.app = app
+    server.app = remember_response(app)
     thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
     thread.start()
     try:
