@@ -11,7 +11,9 @@ from openpyxl import load_workbook
 
 from coop.activities import operations as ops
 from coop.activities.ledger_io import LEDGER_HEADERS, LedgerImportRejected, import_ledger
-from coop.activities.models import Activity, ActivityStatus, ConfirmationState
+from coop.activities.models import Activity, ActivityStatus, CategorySetting, ConfirmationState
+from coop.audit.models import AuditEntry
+from coop.audit.operations import record, verify_chain
 from coop.extensions import db
 from tests.fixtures.activities import upload_ledger, xlsx_of
 
@@ -150,6 +152,39 @@ def test_bad_rows_are_reported_by_line_and_nothing_is_imported(pairing):
     assert exc.value.messages[0].startswith("第 3 行：")
     db.session.rollback()
     assert db.session.scalar(sa.select(sa.func.count(Activity.id))) == before
+
+
+def test_import_audits_every_activity_in_order_and_the_chain_holds(pairing):
+    """An import writes all its rows in one flush: each activity still gets its own "activity.logged" entry,
+    in the file's order, then one "activity.imported" entry, and the hash chain verifies."""
+    record("test.before", "导入之前的记录")
+    db.session.commit()
+    titles = [f"联学{i}" for i in range(25)]
+    rows = [[None, "2026-03-01", "党员联学", t, None, None, 1, 0, None, None, "已开展", None, None, None] for t in titles]
+    result = import_ledger(pairing.la, pairing.agreement, xlsx_of(rows))
+    db.session.commit()
+    assert [a.title for a in result.created] == titles
+    entries = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.kind.in_(["activity.logged",
+                                                                                  "activity.imported"]))
+                                 .order_by(AuditEntry.id)).all()
+    assert [e.kind for e in entries] == ["activity.logged"] * 25 + ["activity.imported"]
+    assert [e.target_id for e in entries[:-1]] == [a.id for a in result.created]
+    assert all(f"“{t}”" in e.summary for e, t in zip(entries, titles))
+    assert entries[-1].detail["activity_ids"] == [a.id for a in result.created]
+    check = verify_chain()
+    assert check.ok and check.checked == 27
+
+
+def test_import_applies_the_stored_category_requirements(pairing):
+    db.session.add(CategorySetting(category="service", requires_place=True))
+    db.session.commit()
+    rows = [[None, "2026-03-01", "党员联学", "没有地点也行", None, None, 1, 0, None, None, "已开展", None, None, None],
+            [None, "2026-03-02", "服务联动", "服务须有地点", None, None, 1, 0, None, None, "已开展", None, None, None],
+            [None, "2026-03-03", "服务联动", "有地点", "社区", None, 1, 0, None, None, "已开展", None, None, None]]
+    with pytest.raises(LedgerImportRejected) as exc:
+        import_ledger(pairing.la, pairing.agreement, xlsx_of(rows))
+    assert [line for line, _ in exc.value.errors] == [3]
+    assert "地点" in exc.value.errors[0][1]
 
 
 def test_bad_file_through_the_page_lists_lines(client, login, pairing):

@@ -171,7 +171,7 @@ def test_log_activity_failure_after_storing_leaves_no_files(app, pairing, monkey
     def broken_audit(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(ops, "_audit", broken_audit)
+    monkeypatch.setattr(ops, "record_many", broken_audit)
     with pytest.raises(RuntimeError):
         ops.log_activity(pairing.la, agreements=[pairing.agreement], category="study", title="联学",
                          held_on=__import__("datetime").date(2026, 4, 1), organization_ids=[pairing.b.id],

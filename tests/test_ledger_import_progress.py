@@ -95,7 +95,7 @@ def test_a_row_refused_while_writing_rolls_back_every_row(app, pairing, monkeypa
     from coop.activities import ledger_io
     from coop.activities.operations import ActivityRefused
 
-    real = ledger_io.log_activity
+    real = ledger_io.new_activity
     calls = []
 
     def log_then_refuse(actor, **values):
@@ -104,7 +104,7 @@ def test_a_row_refused_while_writing_rolls_back_every_row(app, pairing, monkeypa
             raise ActivityRefused("协议已终止")
         return real(actor, **values)
 
-    monkeypatch.setattr(ledger_io, "log_activity", log_then_refuse)
+    monkeypatch.setattr(ledger_io, "new_activity", log_then_refuse)
     run = jobs.start_import_run(pairing.la, pairing.agreement, GOOD, "a.xlsx")
     db.session.commit()
     jobs.execute_import_run(run.id)

@@ -57,7 +57,7 @@ from coop.activities.permissions import (
     confirming_org_ids,
     organizer_org_for,
 )
-from coop.audit.operations import record
+from coop.audit.operations import Entry, record_many
 from coop.auth.models import User
 from coop.categories import CATEGORY_BY_CODE, CATEGORY_CODES
 from coop.db import now_utc
@@ -171,10 +171,15 @@ def _store(root: Path, checked: CheckedUpload):
 # --- validation ------------------------------------------------------------------------------------------
 
 
-def category_setting(category: str) -> CategorySetting:
-    """The category's requirements (a row with defaults when none is stored)."""
-    row = db.session.get(CategorySetting, category)
+def category_setting(category: str, loaded: dict[str, CategorySetting] | None = None) -> CategorySetting:
+    """The category's requirements (a row with defaults when none is stored); `loaded` is every stored row by
+    code (all_category_settings), for callers that validate many rows."""
+    row = loaded.get(category) if loaded is not None else db.session.get(CategorySetting, category)
     return row or CategorySetting(category=category, requires_photo=False, requires_outcome=False, requires_place=False)
+
+
+def all_category_settings() -> dict[str, CategorySetting]:
+    return {row.category: row for row in db.session.scalars(sa.select(CategorySetting))}
 
 
 def _status(value) -> ActivityStatus:
@@ -236,11 +241,13 @@ def validate_activity(
     outcome: str | None = "",
     photo_count: int = 0,
     organizer_org_id: int | None = None,
+    settings: dict[str, CategorySetting] | None = None,
 ) -> dict[str, Any]:
     """Check an activity's content against every rule; return the cleaned values or raise ActivityRefused.
 
     `photo_count` is the number of images the activity will have (existing + new). `organizer_org_id` is
-    given for edits (the organizer never changes); for new activities it is derived from the actor.
+    given for edits (the organizer never changes); for new activities it is derived from the actor. `settings`:
+    all_category_settings(), read once by a caller that validates many activities.
     """
     agreements = list(dict.fromkeys(agreements))
     if not agreements:
@@ -308,7 +315,7 @@ def validate_activity(
     other_count = _count(other_count, "other_count", N_("其他人数"), MAX_OTHERS)
 
     if status is ActivityStatus.held:
-        setting = category_setting(category)
+        setting = category_setting(category, settings)
         name = CATEGORY_BY_CODE[category].label
         if setting.requires_place and not place:
             raise ActivityRefused(_("“%(category)s”类活动须填写地点。", category=name), "place")
@@ -481,9 +488,13 @@ def _reset_confirmations(activity: Activity) -> bool:
     return reset
 
 
+def _entry(kind: str, summary: str, actor: User | None, activity: Activity, **detail) -> Entry:
+    return Entry(kind, summary, actor=actor, organization_id=activity.organizer_org_id, target=activity,
+                 detail={"activity_id": activity.id, "agreement_ids": activity.agreement_ids, **detail})
+
+
 def _audit(kind: str, summary: str, actor: User | None, activity: Activity, **detail) -> None:
-    record(kind, summary, actor=actor, organization_id=activity.organizer_org_id, target=activity,
-           detail={"activity_id": activity.id, "agreement_ids": activity.agreement_ids, **detail})
+    record_many([_entry(kind, summary, actor, activity, **detail)])
 
 
 # --- operations ------------------------------------------------------------------------------------------------------
@@ -511,12 +522,23 @@ def log_activity(
 ) -> Activity:
     """Log a joint activity for the actor's party; every other participating party is asked to confirm."""
     attachments = list(attachments)
-    values = validate_activity(
+    activity = new_activity(
         actor, agreements=agreements, category=category, title=title, held_on=held_on,
         organization_ids=organization_ids, status=status, tags=tags, start_time=start_time, end_time=end_time,
         place=place, party_member_count=party_member_count, other_count=other_count, summary=summary,
-        outcome=outcome, photo_count=sum(1 for a in attachments if a.kind == "image"),
+        outcome=outcome, attachments=attachments, upload_root=upload_root,
     )
+    db.session.flush()
+    record_many([logged_entry(actor, activity, len(attachments))])
+    return activity
+
+
+def new_activity(actor: User, *, attachments: Sequence[CheckedUpload] = (), upload_root: Path | None = None,
+                 **fields) -> Activity:
+    """log_activity's first half: validate (raising ActivityRefused) and add the activity to the session, without
+    flushing or auditing. An import adds all its rows so, flushes once, then records every `logged_entry`."""
+    attachments = list(attachments)
+    values = validate_activity(actor, photo_count=sum(1 for a in attachments if a.kind == "image"), **fields)
     _check_attachment_budget(None, attachments)
     activity = Activity(
         category=values["category"], title=values["title"], held_on=values["held_on"],
@@ -531,14 +553,17 @@ def log_activity(
     _set_tags(activity, values["tags"])
     db.session.add(activity)
     _attach(actor, activity, attachments, upload_root)
-    db.session.flush()
-    _audit(
+    return activity
+
+
+def logged_entry(actor: User, activity: Activity, attachments: int = 0) -> Entry:
+    """The audit entry of a newly logged (flushed) activity."""
+    return _entry(
         "activity.logged",
         f"登记{activity.status.label}活动“{activity.title}”（{cn_date(activity.held_on)}）",
         actor, activity, status=activity.status.value, category=activity.category,
-        organization_ids=activity.participant_org_ids, attachments=len(attachments),
+        organization_ids=activity.participant_org_ids, attachments=attachments,
     )
-    return activity
 
 
 def edit_activity(actor: User, activity: Activity, *, note: str | None = None, **changes) -> ActivityRevision | None:
