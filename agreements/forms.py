@@ -6,13 +6,29 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, DateField, FieldList, IntegerField, PasswordField, SelectField, SelectMultipleField
-from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, Length, Optional, StopValidation, ValidationError
 
 from agreements.content import MAX_COUNT_PER_YEAR, AgreementContent
 from coop.categories import CATEGORIES
 from coop.forms import CleanStringField, CleanTextAreaField, NumberRange, parse_id
 
 FORM_PARTY_SLOTS = 6  # party pickers shown; empty ones are ignored
+
+
+class DateRequired:
+    """Like DataRequired, but a date that was typed and cannot be read (2026-02-30) is called invalid, not missing."""
+
+    field_flags = {"required": True}
+
+    def __init__(self, missing):
+        self.missing = missing
+
+    def __call__(self, form, field):
+        if field.data is None:
+            typed = any((value or "").strip() for value in (field.raw_data or ()))
+            field.errors[:] = []
+            raise StopValidation(_("“%(value)s”不是有效的日期，请按 2026-11-22 的格式填写。",
+                                   value=" ".join(field.raw_data)[:40]) if typed else self.missing)
 
 
 class AgreementForm(FlaskForm):
@@ -22,8 +38,8 @@ class AgreementForm(FlaskForm):
     number = CleanStringField(_l("协议编号（文号，可选）"), [Optional(), Length(max=60)])
     parties = FieldList(SelectField(_l("共建方"), choices=[], validate_choice=False), min_entries=FORM_PARTY_SLOTS,
                         max_entries=FORM_PARTY_SLOTS)
-    starts_on = DateField(_l("开始日期"), [DataRequired(_l("请填写开始日期。"))])
-    ends_on = DateField(_l("结束日期"), [DataRequired(_l("请填写结束日期。"))])
+    starts_on = DateField(_l("开始日期"), [DateRequired(_l("请填写开始日期。"))])
+    ends_on = DateField(_l("结束日期"), [DateRequired(_l("请填写结束日期。"))])
     purpose = CleanTextAreaField(_l("共建目标"), [Optional(), Length(max=4000)], render_kw={"rows": 4})
     clauses = CleanTextAreaField(_l("其他条款（每行一条，自动编号）"), [Optional(), Length(max=8000)],
                                  render_kw={"rows": 8})

@@ -2,6 +2,7 @@
 and the public verification pages (/verify, /verify/<code>)."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from agreements import operations as ops
 from agreements import permissions as perms
@@ -50,7 +51,7 @@ from coop.auth.permissions import get_or_404, require
 from coop.auth.views import PROFILE_SECTIONS
 from coop.extensions import db
 from coop.forms import clean_text, parse_id
-from coop.formatting import local_today
+from coop.formatting import local_today, ui_date
 from coop.home.views import HOME_PANELS, home_memo
 from coop.i18n import N_
 from coop.orgs.models import Organization
@@ -244,7 +245,7 @@ def submit(agreement_id):
     agreement = _load(agreement_id)
     require(perms.can_submit(current_user, agreement))
     return _carry_out(agreement, lambda: ops.submit_for_signing(agreement, actor=current_user),
-                      _("协议已提交签署，已通知各方书记。"))
+                      _("协议已提交签署：各方书记的首页即显示“待您签署”，签署提醒随后发出。"))
 
 
 @bp.route("/agreements/<int:agreement_id>/recall", methods=["POST"])
@@ -351,11 +352,14 @@ def sign(agreement_id):
     my_org = current_user.organization_id
     if form.validate_on_submit():
         from coop.auth.operations import clear_login_failures, note_login_failure, login_locked_until
+        from coop.db import now_utc
 
         ip = _client_ip()
         # Signing re-checks the password, so it shares the sign-in lock against guessing.
-        if login_locked_until(current_user.username, ip):
-            form.password.errors.append(_("密码错误次数过多，请稍后再试。"))
+        locked_until = login_locked_until(current_user.username, ip)
+        if locked_until:
+            minutes = max(1, math.ceil((locked_until - now_utc()).total_seconds() / 60))
+            form.password.errors.append(_("密码错误次数过多，签署和登录暂停，请 %(n)s 分钟后再试。", n=minutes))
         else:
             try:
                 ops.sign_agreement(agreement, actor=current_user, password=form.password.data, ip=ip)
@@ -370,7 +374,11 @@ def sign(agreement_id):
                 clear_login_failures(current_user.username, ip)
                 db.session.commit()
                 if agreement.status is AgreementStatus.active and version.state is VersionState.signed:
-                    flash(_("签署成功。各方均已签署，协议正式生效。"), "success")
+                    if agreement.starts_on > local_today():
+                        flash(_("签署成功。各方均已签署，协议将于%(date)s起生效。", date=ui_date(agreement.starts_on)),
+                              "success")
+                    else:
+                        flash(_("签署成功。各方均已签署，协议正式生效。"), "success")
                 else:
                     flash(_("签署成功。"), "success")
                 return redirect(url_for("agreements.detail", agreement_id=agreement.id))
@@ -594,9 +602,10 @@ def verify():
         upload = request.files.get("file")
         data = upload.stream.read(limit + 1) if upload is not None and upload.filename else b""
         if not data:
-            outcome = {"ok": False, "message": _("请选择要验证的 PDF 文件。")}
+            outcome = {"ok": False, "unchecked": True, "message": _("请选择要验证的 PDF 文件。")}
         elif len(data) > limit:
-            outcome = {"ok": False, "message": _("文件超过 %(mb)s MB，无法验证。", mb=limit // (1024 * 1024))}
+            outcome = {"ok": False, "unchecked": True,
+                       "message": _("文件超过 %(mb)s MB，无法验证。", mb=limit // (1024 * 1024))}
         elif not data.startswith(b"%PDF-"):
             outcome = {"ok": False, "message": _("该文件不是 PDF 文件。")}
         else:
@@ -679,10 +688,15 @@ def _home_panel_ids(user, today) -> tuple[list, list[int]]:
     to_sign = []
     if user.has_role(Role.secretary) and user.organization_id:
         to_sign = [(a.id, since) for a, _org, since in awaiting_signature(user.organization_id)]
+    # As the expiry reminder (coop.reminders.rules.rule_expiring): a renewal drafted, being signed or signed
+    # answers it.
+    renewal = aliased(Agreement)
+    renewed = sa.exists().where(renewal.renewed_from_id == Agreement.id, renewal.status.in_(
+        [AgreementStatus.draft, AgreementStatus.signing, AgreementStatus.active]))
     expiring = db.session.execute(
         agreements_visible_to(user)
         .where(Agreement.status == AgreementStatus.active, Agreement.ends_on >= today,
-               Agreement.ends_on <= today + timedelta(days=EXPIRING_DAYS))
+               Agreement.ends_on <= today + timedelta(days=EXPIRING_DAYS), ~renewed)
         .order_by(Agreement.ends_on).limit(10)
     ).scalars().all()
     return to_sign, [a.id for a in expiring]

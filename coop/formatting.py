@@ -97,8 +97,11 @@ def ui_is_english() -> bool:
     return locale is not None and locale.language == "en"
 
 
-def ui_date(value: date | datetime | None) -> str:
-    """A date for screens: 2026年11月22日 in Chinese, 2026-11-22 in English."""
+def ui_date(value: date | datetime | str | None) -> str:
+    """A date for screens: 2026年11月22日 in Chinese, 2026-11-22 in English. Also takes the ISO text that stored
+    JSON documents hold (an agreement version's content)."""
+    if isinstance(value, str):
+        value = date.fromisoformat(value)
     return iso_date(value) if ui_is_english() else cn_date(value)
 
 

@@ -10,7 +10,7 @@ from flask_babel import get_locale, gettext
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import BuildError
+from werkzeug.routing import BuildError, IntegerConverter
 
 from coop import formatting
 from coop.categories import CATEGORIES, CATEGORY_BY_CODE, category_label
@@ -109,11 +109,19 @@ def asset(filename: str) -> str:
     return url
 
 
+class RowIdConverter(IntegerConverter):
+    def __init__(self, url_map, fixed_digits=0, min=None, max=2**63 - 1, signed=False):  # noqa: A002 — werkzeug's names
+        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
 def init_app(app) -> None:
     """Install hooks, handlers and template helpers on `app`."""
     from coop.i18n import install_template_gettext
 
     install_template_gettext(app)
+    # <int:...> in every route stops at the largest id a database can hold: a longer number is a 404 like any
+    # unknown id (SQLite cannot even bind it, which made a 500 of any view that queried before get_or_404).
+    app.url_map.converters["int"] = RowIdConverter
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])

@@ -190,9 +190,15 @@ def test_verification_page_refuses_foreign_unsigned_intermediate_and_non_pdf(cli
     resp = upload(b"GIF89a not a pdf at all")
     assert resp.status_code == 422 and "不是 PDF" in resp.get_data(as_text=True)
 
+    # No file, or one too large to check: "not checked", not a verdict on a document.
+    resp = client.post("/verify", data={}, content_type="multipart/form-data")
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "请选择要验证的 PDF 文件" in page and "未能验证" in page
+    assert "不是本平台签发的有效协议" not in page
     app.config["AGREEMENT_VERIFY_MAX_BYTES"] = 1024
     resp = upload(three_party.final)
-    assert resp.status_code == 422 and "文件超过" in resp.get_data(as_text=True)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "文件超过" in page and "未能验证" in page
 
 
 def test_qr_code_page_shows_the_public_summary_only(client, three_party):

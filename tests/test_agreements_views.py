@@ -127,6 +127,10 @@ def test_editor_refuses_one_party_and_bad_term(client, login, pair):
     assert "结束日期不能早于开始日期" in page
     page = text(client.post("/agreements/new", data=form_data(a.org, b.org, count_study="", count_service="")))
     assert "请至少在一个" in page
+    page = text(client.post("/agreements/new", data=form_data(a.org, b.org, starts_on="2026-02-30")))
+    assert "“2026-02-30”不是有效的日期" in page and "请填写开始日期" not in page
+    page = text(client.post("/agreements/new", data=form_data(a.org, b.org, starts_on="")))
+    assert "请填写开始日期" in page
     assert db.session.execute(sa.select(sa.func.count()).select_from(Agreement)).scalar_one() == 0
 
 
@@ -164,6 +168,8 @@ def test_sign_page_works_for_the_secretary(client, login, in_signing, pair):
     page = text(client.get(f"/agreements/{in_signing.id}/sign"))
     assert 'name="viewport"' in page and "阅读协议全文（PDF）" in page and "党员联学" in page
     assert 'type="password"' in page and "拒签" in page
+    start = in_signing.starts_on
+    assert f"{start.year}年{start.month}月{start.day}日 至" in page and start.isoformat() not in page
     resp = client.post(f"/agreements/{in_signing.id}/sign", data={"password": "nope-nope1", "confirm": "y"})
     assert "密码不正确" in text(resp)
     assert in_signing.signing_version.signatures == []
@@ -174,6 +180,16 @@ def test_sign_page_works_for_the_secretary(client, login, in_signing, pair):
     assert sig.signer_id == b.secretary.id and sig.ip == "192.0.2.7"
     page = text(client.get(f"/agreements/{in_signing.id}"))
     assert "已签 1/2" in page
+
+
+def test_signing_lock_says_how_long_it_lasts(app, client, login, in_signing, pair):
+    login(client, pair[1].secretary)
+    for _ in range(app.config["LOGIN_MAX_FAILURES"]):
+        client.post(f"/agreements/{in_signing.id}/sign", data={"password": "nope-nope1", "confirm": "y"})
+    page = text(client.post(f"/agreements/{in_signing.id}/sign", data={"password": DEFAULT_PASSWORD, "confirm": "y"}))
+    minutes = app.config["LOGIN_LOCK_MINUTES"]
+    assert f"请 {minutes} 分钟后再试" in page and "签署和登录暂停" in page
+    assert in_signing.signing_version.signatures == []
 
 
 def test_decline_from_the_sign_page(client, login, in_signing, pair):
@@ -319,3 +335,21 @@ def test_profile_lists_signing_certificates(client, login, pair):
     assert "协议签名证书" in page and "运维检修党支部" in page and "可用" in page
     login(client, a.liaison)
     assert "协议签名证书" not in text(client.get("/profile"))
+
+
+def test_a_signed_agreement_whose_term_has_not_begun_says_when_it_starts(client, login, pair, make_agreement):
+    """A renewal signed before the old term ends is not yet in force: the list and the page say from when."""
+    a, b = pair
+    today = local_today()
+    later = make_agreement(parties=[a.org, b.org], status="active", title="明年的续签协议",
+                           starts_on=today + timedelta(days=25), ends_on=today + timedelta(days=390))
+    make_agreement(parties=[a.org, b.org], status="active", title="今年的协议",
+                   starts_on=today - timedelta(days=340), ends_on=today + timedelta(days=24))
+    login(client, a.secretary)
+    starts = f"已签署，{later.starts_on.year}年{later.starts_on.month}月{later.starts_on.day}日起生效"
+    listing = text(client.get("/agreements/"))
+    head = listing[listing.index("明年的续签协议"):]
+    assert head[:head.index("今年的协议") if "今年的协议" in head else None].count(starts) == 1
+    assert "生效中" in listing  # the current one
+    page = text(client.get(f"/agreements/{later.id}"))
+    assert starts in page

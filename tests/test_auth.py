@@ -189,8 +189,21 @@ def test_organization_roles_need_an_organization(client, make_user, login):
         "roles": ["liaison"], "password": "Start-2026",
     })
     assert resp.status_code == 200
-    assert "必须属于一个组织" in resp.get_data(as_text=True)
+    html = resp.get_data(as_text=True)
+    assert '<p class="error" id="organization_id-err">书记、联络员和党委审阅人必须属于一个组织。</p>' in html
+    assert 'id="username-err"' not in html  # the message is where the problem is, not under 用户名
     assert db.session.execute(sa.select(User).where(User.username == "orphan")).first() is None
+
+
+def test_unknown_role_is_refused_in_chinese(client, make_user, login, make_org):
+    login(client, make_user("admin"))
+    resp = client.post("/admin/users/new", data={
+        "username": "crafted", "display_name": "伪造", "organization_id": str(make_org().id),
+        "roles": ["liaison", "superuser"], "password": "Start-2026",
+    })
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "所选的角色不在可选范围内。" in html and "not a valid choice" not in html
+    assert db.session.execute(sa.select(User).where(User.username == "crafted")).first() is None
 
 
 def test_admin_reset_password_signs_the_user_out_everywhere(app, make_user, login):

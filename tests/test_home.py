@@ -67,6 +67,18 @@ def test_expiring_agreements_show_at_once(client, login, pairing, make_agreement
     assert "下月到期的协议" in _section(_home(client), "即将到期的协议")
 
 
+def test_a_renewed_agreement_no_longer_shows_as_expiring(client, login, pairing, make_agreement):
+    """As the expiry reminder: once a renewal is drafted (or signed), the old agreement stops asking for one."""
+    login(client, pairing.sa)
+    today = local_today()
+    old = make_agreement(parties=[pairing.a, pairing.c], status="active", title="将要续签的协议",
+                         starts_on=today - timedelta(days=300), ends_on=today + timedelta(days=20))
+    assert "将要续签的协议" in _section(_home(client), "即将到期的协议")
+    make_agreement(parties=[pairing.a, pairing.c], status="draft", title="续签的新协议", renewed_from_id=old.id,
+                   starts_on=today + timedelta(days=21), ends_on=today + timedelta(days=385))
+    assert "将要续签的协议" not in _section(_home(client), "即将到期的协议")
+
+
 def test_reviewer_summary_counts_a_new_pairing_at_once(client, login, review_world, make_agreement, make_org, hits):
     w = review_world
     login(client, w.users["rev_A"])

@@ -37,6 +37,16 @@ def test_admin_creates_an_organization_under_a_parent(client, make_user, login, 
     assert "三支部" in page and "红色先锋" in page and "公司党委" in page
 
 
+def test_the_breadcrumb_names_every_level_above(client, make_user, login, tree):
+    login(client, make_user("admin"))
+    page = client.get(f"/orgs/{tree['branch'].id}").get_data(as_text=True)
+    crumbs = page[page.index('class="crumbs"'):]
+    crumbs = crumbs[:crumbs.index("</p>")]
+    assert crumbs.index("集团党委") < crumbs.index("公司党委")
+    assert f'href="/orgs/{tree["group"].id}"' in crumbs and f'href="/orgs/{tree["company"].id}"' in crumbs
+    assert "› ›" not in crumbs and "一支部" not in crumbs
+
+
 def test_invalid_kind_is_refused_with_a_message(client, make_user, login):
     login(client, make_user("admin"))
     resp = client.post("/orgs/new", data=form(kind="bogus"))

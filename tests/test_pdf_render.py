@@ -137,6 +137,14 @@ def test_signature_boxes_sit_between_the_secretary_line_and_the_date(agreement):
         assert not any(top < (w[1] + w[3]) / 2 < bottom and x1 < w[0] < x2 for w in words), "box must be empty"
 
 
+def test_emoji_typed_into_a_title_are_drawn_not_boxes():
+    """Titles are typed on phones: an emoji must print (scripts/setup installs Noto Color Emoji), not a box."""
+    pdf, _boxes = render_agreement_pdf(agreement_ctx(title="运输车队结对共建协议🚚"))
+    assert "运输车队结对共建协议🚚" in pdftotext(pdf)
+    names = [f["name"] for f in embedded_fonts(pdf)]
+    assert any("Emoji" in name for name in names), names
+
+
 def test_user_text_is_escaped_and_shown_as_text():
     hostile = agreement_ctx(
         parties=[

@@ -5,7 +5,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, widgets
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from coop.auth.models import ROLE_LABELS, Role
 from coop.forms import CleanStringField, Email
@@ -40,6 +40,12 @@ class ProfileForm(FlaskForm):
 class MultiCheckboxField(SelectMultipleField):
     widget = widgets.ListWidget(prefix_label=False)
     option_widget = widgets.CheckboxInput()
+
+    def pre_validate(self, form):
+        # WTForms' own message for this is English even in its Chinese catalogue.
+        acceptable = {str(value) for value, *_rest in self.iter_choices()}
+        if any(str(value) not in acceptable for value in self.data or ()):
+            raise ValidationError(_("所选的%(label)s不在可选范围内。", label=self.label.text))
 
 
 def role_choices():

@@ -29,7 +29,11 @@ class LoginRefused(AuthError):
 
 
 class UserInvalid(AuthError):
-    pass
+    """`field` names the form field the problem is about, when there is one."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 # Other domains hook in here (e.g. re-wrapping a signer's private key with the new password).
@@ -193,7 +197,7 @@ def revoke_all_sessions(user: User, except_token: str | None = None) -> int:
 def _check_password(password: str) -> None:
     problem = password_problem(password or "")
     if problem:
-        raise UserInvalid(problem)
+        raise UserInvalid(problem, "password")
 
 
 def _set_roles(user: User, roles: Iterable[Role]) -> None:
@@ -209,9 +213,9 @@ def _set_roles(user: User, roles: Iterable[Role]) -> None:
 def _validate_roles(roles: set[Role], organization: Optional[Organization]) -> None:
     org_roles = roles & {Role.committee, Role.secretary, Role.liaison}
     if org_roles and organization is None:
-        raise UserInvalid(_("书记、联络员和党委审阅人必须属于一个组织。"))
+        raise UserInvalid(_("书记、联络员和党委审阅人必须属于一个组织。"), "organization_id")
     if organization is not None and not organization.is_active and org_roles:
-        raise UserInvalid(_("该组织已停用，不能再分配角色。"))
+        raise UserInvalid(_("该组织已停用，不能再分配角色。"), "organization_id")
 
 
 def create_user(
@@ -229,14 +233,14 @@ def create_user(
     """Create a user with roles; refuses duplicate usernames and weak passwords."""
     username = (username or "").strip()
     if not username or len(username) > 64 or any(c.isspace() for c in username):
-        raise UserInvalid(_("用户名不能为空、不能含空格，最长 64 个字符。"))
+        raise UserInvalid(_("用户名不能为空、不能含空格，最长 64 个字符。"), "username")
     exists = db.session.execute(
         # The exact name too: SQLite's lower() folds ASCII only, so "Ð…" was missed and the INSERT hit the
         # unique constraint (a 500).
         sa.select(User.id).where(sa.or_(User.username == username, sa.func.lower(User.username) == username.lower()))
     ).first()
     if exists:
-        raise UserInvalid(_("用户名“%(username)s”已被使用。", username=username))
+        raise UserInvalid(_("用户名“%(username)s”已被使用。", username=username), "username")
     _check_password(password)
     roles = set(roles)
     _validate_roles(roles, organization)
@@ -279,9 +283,9 @@ def update_user(
     roles = set(roles)
     _validate_roles(roles, organization)
     if user.id == actor.id and Role.admin not in roles and actor.is_admin:
-        raise UserInvalid(_("不能撤销自己的管理员角色。"))
+        raise UserInvalid(_("不能撤销自己的管理员角色。"), "roles")
     if user.id == actor.id and not is_active:
-        raise UserInvalid(_("不能停用自己的账号。"))
+        raise UserInvalid(_("不能停用自己的账号。"), "is_active")
     before = {
         "display_name": user.display_name,
         "roles": sorted(r.value for r in user.roles),

@@ -164,12 +164,18 @@ def user_new():
             )
         except ops.AuthError as exc:
             db.session.rollback()
-            form.username.errors.append(str(exc))
+            _field_of(form, exc, form.username).errors.append(str(exc))
         else:
             db.session.commit()
             flash(_("用户 %(name)s 已创建。", name=user.display_name), "success")
             return redirect(url_for("auth.users"))
     return render_template("auth/user_form.html", form=form, user=None)
+
+
+def _field_of(form, exc: ops.AuthError, default):
+    """The form field a refusal is about (its message shows there), else `default`."""
+    field = getattr(form, getattr(exc, "field", None) or "", None)
+    return field if field is not None else default
 
 
 @bp.route("/admin/users/<int:user_id>", methods=["GET", "POST"])
@@ -201,7 +207,7 @@ def user_edit(user_id):
             )
         except ops.AuthError as exc:
             db.session.rollback()
-            form.roles.errors.append(str(exc))
+            _field_of(form, exc, form.roles).errors.append(str(exc))
         else:
             db.session.commit()
             flash(_("用户信息已保存。"), "success")

@@ -64,9 +64,12 @@ def index():
 def detail(org_id):
     org = get_or_404(Organization, org_id)
     require(can_view_organization(current_user, org))
+    above = org.ancestor_ids[:-1]
+    names = dict(db.session.execute(sa.select(Organization.id, Organization.name).where(Organization.id.in_(above))).all())
     return render_template(
         "orgs/detail.html", org=org, can_manage=can_manage_organization(current_user, org),
         logo_form=LogoForm(), detail_sections=DETAIL_SECTIONS,
+        ancestors=[(i, names[i]) for i in above if i in names],
     )
 
 
