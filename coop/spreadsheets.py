@@ -6,6 +6,9 @@ always written as a string cell, which Excel and WPS display literally and never
 
 The .xlsx writer streams (openpyxl write-only mode, inline strings), so memory stays flat however many rows
 the ledger has.
+
+Import errors are worded in the interface language of the moment (Chinese outside an app context); the header
+names they quote stay as the sheet has them.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from os import PathLike
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
+from flask_babel import gettext as _
 from openpyxl import Workbook, load_workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
@@ -40,12 +44,16 @@ class SpreadsheetError(ValueError):
 
 
 class HeaderMismatch(SpreadsheetError):
-    """The first row is not the expected header row; `missing` and `unexpected` say what differs."""
+    """The first row is not the expected header row; `missing`, `unexpected` and `duplicated` say what differs,
+    `detail` says it without naming line 1 (for a caller that lists problems by line)."""
 
-    def __init__(self, message: str, missing: Sequence[str], unexpected: Sequence[str]):
+    def __init__(self, message: str, missing: Sequence[str], unexpected: Sequence[str],
+                 duplicated: Sequence[str] = (), detail: str = ""):
         super().__init__(message)
         self.missing = list(missing)
         self.unexpected = list(unexpected)
+        self.duplicated = list(duplicated)
+        self.detail = detail or message
 
 
 def safe_cell(value: Any) -> Any:
@@ -125,13 +133,13 @@ def read_xlsx_rows(
     try:
         wb = load_workbook(stream, read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 — zipfile, XML and openpyxl errors all mean "not a usable xlsx"
-        raise SpreadsheetError("无法读取文件：请上传 Excel 工作簿（.xlsx），不支持 .xls 或 CSV") from exc
+        raise SpreadsheetError(_("无法读取文件：请上传 Excel 工作簿（.xlsx），不支持 .xls 或 CSV")) from exc
     try:
         ws = wb.worksheets[0]
         rows = ws.iter_rows(values_only=True)
         header_row = next(rows, None)
         if header_row is None:
-            raise SpreadsheetError("工作表是空的：第 1 行应为表头")
+            raise SpreadsheetError(_("工作表是空的：第 1 行应为表头"))
         found = [_clean_header(h) for h in header_row]
         while found and found[-1] == "":
             found.pop()
@@ -142,7 +150,7 @@ def read_xlsx_rows(
             if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
                 continue  # blank lines between entries are common in hand-kept ledgers
             if len(result) >= max_rows:
-                raise SpreadsheetError(f"数据行太多：一次最多导入 {max_rows} 行，请分批导入")
+                raise SpreadsheetError(_("数据行太多：一次最多导入 %(max)d 行，请分批导入", max=max_rows))
             record = {}
             for header, position in positions.items():
                 value = values[position] if position < len(values) else None
@@ -166,15 +174,21 @@ def _check_headers(found: list[str], expected: list[str]) -> None:
     duplicated = sorted({h for h in found if h and found.count(h) > 1})
     if not missing and not unexpected and not duplicated:
         return  # same columns in another order: harmless, values are looked up by header
+    def names(headers: Sequence[str]) -> str:
+        return _("、").join(_("「%(name)s」", name=h) for h in headers)
+
     parts = []
     if missing:
-        parts.append("缺少列：" + "、".join(f"「{h}」" for h in missing))
+        parts.append(_("缺少列：%(names)s", names=names(missing)))
     if unexpected:
-        parts.append("多出列：" + "、".join(f"「{h}」" for h in unexpected))
+        parts.append(_("多出列：%(names)s", names=names(unexpected)))
     if duplicated:
-        parts.append("重复列：" + "、".join(f"「{h}」" for h in duplicated))
-    message = "表头与模板不符（第 1 行）：" + "；".join(parts) + "。应为：" + "、".join(expected)
-    raise HeaderMismatch(message, missing, unexpected)
+        parts.append(_("重复列：%(names)s", names=names(duplicated)))
+    detail = _("表头与模板不符：%(problems)s。应为：%(expected)s", problems=_("；").join(parts),
+               expected=_("、").join(expected))
+    message = _("表头与模板不符（第 1 行）：%(problems)s。应为：%(expected)s", problems=_("；").join(parts),
+                expected=_("、").join(expected))
+    raise HeaderMismatch(message, missing, unexpected, duplicated, detail)
 
 
 def _clean_header(value: Any) -> str:

@@ -226,3 +226,124 @@ def test_dates_are_read_in_every_usual_form(pairing):
     assert parse_ledger_date(datetime(2026, 11, 22, 0, 0)) == date(2026, 11, 22)
     with pytest.raises(ValueError):
         parse_ledger_date("11月22日")
+
+
+# --- duplicates: an agreement's own ledger imported back into it adds nothing ----------------------------------------
+
+
+def _activity_count() -> int:
+    return db.session.scalar(sa.select(sa.func.count(Activity.id)))
+
+
+def _with_rows(content: bytes, rows: list[list]) -> bytes:
+    """An exported workbook with `rows` appended (as someone adds new lines to the downloaded template)."""
+    out, wb = io.BytesIO(), load_workbook(io.BytesIO(content))
+    for values in rows:
+        wb.worksheets[0].append(values)
+    wb.save(out)
+    return out.getvalue()
+
+
+def test_reimporting_the_exported_ledger_into_the_same_agreement_imports_nothing_and_says_why(client, login, ledger):
+    login(client, ledger.la)
+    before = _activity_count()
+    exported = client.get(f"/activities/export.xlsx?agreement_id={ledger.agreement.id}").data
+    _run_id, state, html = upload_ledger(client, ledger.agreement.id, exported)
+    assert state["status"] == "rejected" and state["written"] == 0
+    assert "文件中没有可导入的活动：每一行都已跳过" in html
+    assert "与本协议已登记的活动重复（日期、类别、活动名称相同）3 行：第 2、3、5 行" in html
+    assert "已撤回的活动 1 行：第 4 行" in html
+    assert _activity_count() == before
+
+
+def test_the_template_with_new_lines_imports_only_the_new_ones_and_lists_the_rest(client, login, ledger):
+    login(client, ledger.la)
+    before = _activity_count()
+    exported = client.get(f"/activities/export.xlsx?agreement_id={ledger.agreement.id}").data
+    new = [None, "2026-06-01", "党员联学", "新增的联学", None, None, 3, 0, None, None, "已开展", None, None, None]
+    _run_id, state, html = upload_ledger(client, ledger.agreement.id, _with_rows(exported, [new]))
+    assert (state["status"], state["written"], state["skipped"]) == ("done", 1, 4)
+    assert "已导入 1 条活动" in state["message"] and "跳过 1 条已撤回的活动（第 4 行）" in state["message"]
+    assert "跳过 3 条重复的活动（第 2、3、5 行）" in state["message"]
+    assert "跳过的行" in html and "第 2 行：与已登记的活动重复（2026年3月12日 党员联学 “=1+2”）" in html
+    assert "第 3 行：与已登记的活动重复（2026年4月8日 服务联动 “健康讲座进企业”）" in html
+    assert "第 4 行：已撤回的活动不导入" in html
+    assert _activity_count() == before + 1
+
+
+def test_a_repeated_row_is_imported_once_and_its_line_is_listed(client, login, pairing):
+    row = [None, "2026-03-01", "党员联学", "联学一", None, None, 1, 0, None, None, "已开展", None, None, None]
+    other = [None, "2026-03-01", "人才联育", "联学一", None, None, 1, 0, None, None, "已开展", None, None, None]
+    repeated = [None, "2026年3月1日", "党员联学", "  联学一 ", None, None, 9, 9, "写法不同", None, None, None, None, None]
+    result = import_ledger(pairing.la, pairing.agreement, xlsx_of([row, other, repeated]))
+    db.session.commit()
+    assert [(a.category, a.title) for a in result.created] == [("study", "联学一"), ("talent", "联学一")]
+    assert [(s.line, s.reason) for s in result.skipped] == [(4, "与第 2 行重复")]
+
+    login(client, pairing.la)
+    again = [None, "2026-03-02", "党员联学", "联学二", None, None, 1, 0, None, None, "已开展", None, None, None]
+    _run_id, state, html = upload_ledger(client, pairing.agreement.id, xlsx_of([again, again, again]).getvalue())
+    assert (state["status"], state["written"], state["skipped"]) == ("done", 1, 2)
+    assert "跳过 2 条重复的活动（第 3、4 行）" in state["message"]
+    assert "第 3 行：与第 2 行重复" in html and "第 4 行：与第 2 行重复" in html
+    assert _activity_count() == 3
+
+
+def test_a_withdrawn_activity_does_not_block_its_row(pairing, make_activity):
+    gone = make_activity(pairing.la, pairing.agreement, title="书记送课", held_on=date(2026, 3, 12))
+    ops.withdraw_activity(pairing.la, gone, "日期记错")
+    db.session.commit()
+    rows = [[None, "2026年3月12日", "党员联学", "书记送课", None, None, 1, 0, None, None, "已开展", None, None, None]]
+    result = import_ledger(pairing.la, pairing.agreement, xlsx_of(rows))
+    db.session.commit()
+    assert [a.title for a in result.created] == ["书记送课"] and result.skipped == []
+    # …while the activity just imported does block the same row next time.
+    with pytest.raises(LedgerImportRejected, match="与本协议已登记的活动重复"):
+        import_ledger(pairing.la, pairing.agreement, xlsx_of(rows))
+
+
+def test_only_the_target_agreements_activities_count_as_duplicates(pairing, make_activity, make_agreement):
+    make_activity(pairing.la, pairing.agreement, title="书记送课", held_on=date(2026, 3, 12))
+    renewed = make_agreement(parties=[pairing.a, pairing.b], title="续签协议")
+    rows = [[None, "2026-03-12", "党员联学", "书记送课", None, None, 1, 0, None, None, "已开展", None, None, None]]
+    assert len(import_ledger(pairing.la, renewed, xlsx_of(rows)).created) == 1
+
+
+# --- the importer's language ----------------------------------------------------------------------------------------
+
+
+def test_an_english_speaking_importer_reads_the_problems_in_english(client, login, pairing):
+    pairing.la.locale = "en"
+    db.session.commit()
+    login(client, pairing.la)
+    rows = [[None, "2026-02-30", "党员联学", "坏日期", None, None, 1, 1, None, None, None, None, None, None],
+            [None, "2026-03-01", "吃饭联谊", "坏类别", None, None, "十", 1, None, None, None, None, None, None]]
+    _run_id, state, html = upload_ledger(client, pairing.agreement.id, xlsx_of(rows).getvalue(), "a.xlsx")
+    assert state["status"] == "rejected" and "Nothing was imported" in state["message"]
+    assert "Row 2: 日期 “2026-02-30” is not a date: write it as 2026-11-22 or 2026年11月22日" in html
+    assert "Row 3: 类别 “吃饭联谊” is not one of the eight categories" in html
+    assert "党员人数 must be a whole number, not “十”" in html
+    assert "无法识别" not in html and "不是八联之一" not in html and "应为整数" not in html
+
+    _run_id, state, html = upload_ledger(client, pairing.agreement.id, b"not a zip", "a.xls")
+    assert "The file cannot be read: upload an Excel workbook (.xlsx)" in html and "无法读取文件" not in html
+    _run_id, state, html = upload_ledger(client, pairing.agreement.id,
+                                         xlsx_of([], headers=["日期", "标题"]).getvalue(), "a.xlsx")
+    assert "Row 1: The column headings do not match the template: missing columns: “序号”" in html
+    assert "表头与模板不符" not in html
+
+
+def test_skipped_rows_are_worded_in_the_readers_language(client, login, pairing):
+    """The importer speaks Chinese; a partner reading the run in English sees why rows were skipped in English."""
+    row = [None, "2026-03-02", "党员联学", "联学二", None, None, 1, 0, None, None, "已开展", None, None, None]
+    login(client, pairing.la)
+    run_id, state, _html = upload_ledger(client, pairing.agreement.id, xlsx_of([row, row]).getvalue())
+    assert state["status"] == "done"
+    pairing.lb.locale = "en"
+    db.session.commit()
+    login(client, pairing.lb)
+    html = client.get(f"/activities/imports/{run_id}").get_data(as_text=True)
+    assert "Rows skipped" in html and "Row 3: the same as row 2" in html
+    assert "Duplicates skipped: 1 (rows 3)" in html
+    state = client.get(f"/activities/imports/{run_id}/progress").json
+    assert "Duplicates skipped: 1" in state["message"]

@@ -213,3 +213,47 @@ def test_cli_exits_non_zero_on_a_bad_file_and_on_refusals(app, pairing, tmp_path
     assert runner.invoke(args=[*args, "--user", "nobody", str(bad)]).exit_code == 1
     result = runner.invoke(args=["activities", "import", "--agreement", "999999", "--user", pairing.la.username, str(bad)])
     assert result.exit_code == 1 and "不存在" in result.output
+
+
+def test_cli_summary_counts_the_duplicates_and_a_second_import_of_the_file_is_refused(app, pairing, tmp_path):
+    path = tmp_path / "台账.xlsx"
+    path.write_bytes(workbook([row("2026-03-01", "联学一"), row("2026-03-02", "联学二"), row("2026-03-01", " 联学一"),
+                               row("2026-03-03", "重复", "已撤回（重复）")]))
+    args = ["activities", "import", "--agreement", str(pairing.agreement.id), "--user", pairing.la.username, str(path)]
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 0, result.output
+    assert "已导入 2 条活动" in result.output and "跳过 1 条已撤回的活动（第 5 行）" in result.output
+    assert "跳过 1 条重复的活动（第 4 行）" in result.output
+    run = db.session.scalars(sa.select(ImportRun)).one()
+    assert (run.written, run.skipped) == (2, 2)
+    assert jobs.error_lines(run) == ["第 4 行：与第 2 行重复", "第 5 行：已撤回的活动不导入"]
+    audit = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.kind == "activity.imported")).one()
+    assert audit.detail["skipped_lines"] == [4, 5] and audit.detail["duplicate_lines"] == [4]
+
+    # The same file again: every row is already there, nothing is written, and the CLI says why.
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 1
+    assert "文件中没有可导入的活动：每一行都已跳过" in result.stderr
+    assert "与本协议已登记的活动重复（日期、类别、活动名称相同）3 行：第 2、3、4 行" in result.stderr
+    assert activity_count() == 2
+
+
+def test_a_run_without_a_request_speaks_the_importers_language(app, pairing):
+    """The CLI (or any executor without a request) words the problems in the importer's preference."""
+    pairing.la.locale = "en"
+    db.session.commit()
+    run = jobs.start_import_run(pairing.la, pairing.agreement, BAD, "a.xlsx")
+    db.session.commit()
+    jobs.execute_import_run(run.id)
+    db.session.refresh(run)
+    assert run.status is ImportStatus.rejected
+    assert dict((line, message) for line, message in run.errors)[3].startswith("日期 “不是日期” is not a date")
+
+
+def test_runs_recorded_before_duplicates_were_skipped_still_read(app, pairing):
+    run = jobs.start_import_run(pairing.la, pairing.agreement, GOOD, "a.xlsx")
+    db.session.commit()
+    _set(run.id, status=ImportStatus.done, total=4, checked=4, written=3, skipped=1, skipped_lines=[4])
+    db.session.refresh(run)
+    assert "跳过 1 条已撤回的活动（第 4 行）" in jobs.outcome_text(run)
+    assert jobs.error_lines(run) == ["第 4 行：已撤回的活动不导入"]

@@ -233,3 +233,24 @@ def test_import_refuses_too_many_rows():
     stream = _workbook([HEADERS] + [["联学", None, 1, None]] * 6)
     with pytest.raises(SpreadsheetError, match="最多导入 5 行"):
         read_xlsx_rows(stream, HEADERS, max_rows=5)
+
+
+def test_import_problems_are_worded_in_the_interface_language(app):
+    from coop.i18n import ui_force_locale
+
+    stream = _workbook([["活动名称", "日期", "党员人数", "记录时间"], ["联学", None, 3, None]])
+    with pytest.raises(HeaderMismatch) as caught:
+        read_xlsx_rows(stream, HEADERS)
+    assert str(caught.value).startswith("表头与模板不符（第 1 行）：缺少列：「活动日期」；多出列：「日期」。")
+    assert caught.value.detail.startswith("表头与模板不符：缺少列：「活动日期」")  # for a caller listing lines itself
+    with app.test_request_context("/"), ui_force_locale("en"):
+        with pytest.raises(HeaderMismatch) as caught:
+            read_xlsx_rows(_workbook([["活动名称", "日期", "党员人数", "记录时间"]]), HEADERS)
+        assert str(caught.value) == ("The column headings (row 1) do not match the template: missing columns: “活动日期”; "
+                                     "unexpected columns: “日期”. They must be: 活动名称, 活动日期, 党员人数, 记录时间")
+        with pytest.raises(SpreadsheetError, match="^The sheet is empty"):
+            read_xlsx_rows(_workbook([]), HEADERS)
+        with pytest.raises(SpreadsheetError, match=r"^The file cannot be read: upload an Excel workbook \(\.xlsx\)"):
+            read_xlsx_rows(io.BytesIO(b"not a zip"), HEADERS)
+        with pytest.raises(SpreadsheetError, match="^Too many rows: at most 1 rows"):
+            read_xlsx_rows(_workbook([HEADERS] + [["联学", None, 1, None]] * 2), HEADERS, max_rows=1)

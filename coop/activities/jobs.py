@@ -10,6 +10,10 @@ records a queued ImportRun. `execute_import_run` carries it out — in a thread 
 2. Writing logs every activity *and* marks the run done in one transaction. A run that is not `done`
    therefore wrote nothing: all or nothing survives a crash, and a bad row found late rolls back everything.
 
+The run is carried out in the language of the person who started it (the page's language at upload, else
+their language preference): the problems a rejected run lists are stored as text in that language. Skipped
+rows are stored as reasons (coop.activities.ledger_io.SkippedRow) and worded in the reader's language.
+
 A thread dies with its process (a restart, a deploy), leaving its run `queued` or `running`. Such a run's
 counters stop moving: after STALE_AFTER it is shown as failed ("已中断"), recorded so when the next import
 into the agreement starts, and its late commit (if the process was only slow) is refused.
@@ -19,20 +23,31 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, has_request_context
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from agreements.models import Agreement
-from coop.activities.ledger_io import LedgerImportRejected, Progress, check_ledger, write_ledger
+from coop.activities.ledger_io import (
+    LedgerImportRejected,
+    Progress,
+    SkippedRow,
+    check_ledger,
+    line_list,
+    line_message,
+    write_ledger,
+)
 from coop.activities.models import ImportRun, ImportStatus
 from coop.activities.operations import delete_unless_committed
 from coop.activities.permissions import can_import_into
 from coop.auth.models import User
 from coop.db import now_utc, sqlite_read_only
 from coop.extensions import db
+from coop.i18n import ui_force_locale
 from coop.jobs import start_in_thread
 from coop.uploads import resolve_stored, store_file
 
@@ -128,20 +143,31 @@ class _Counters:
             self.saved_at = now
 
 
-def execute_import_run(run_id: int, *, progress: Progress | None = None) -> None:
+def importer_locale(preference: str | None) -> str:
+    """The language a run speaks when nobody said: the importer's preference (User.locale), else the platform's."""
+    locales = current_app.config["LOCALES"]
+    return preference if preference in locales else current_app.config["DEFAULT_LOCALE"]
+
+
+def execute_import_run(run_id: int, *, progress: Progress | None = None, locale: str | None = None) -> None:
     """Carry out a committed, queued ImportRun; commits its own transactions and records the outcome on the run.
 
     Ends the session's transaction first (checking must begin a read-only one). Does nothing if the run is
     not queued (another executor took it). `progress` is called as in coop.activities.ledger_io (the CLI's bar).
+    The problems found are worded in `locale`, by default the importer's language preference.
     """
     db.session.commit()
     if not _save(run_id, only_if=ImportStatus.queued, status=ImportStatus.running, started_at=now_utc()):
         return
     with sqlite_read_only(True):
-        file_path = db.session.execute(sa.select(ImportRun.file_path).where(ImportRun.id == run_id)).scalar_one()
+        file_path, preference = db.session.execute(
+            sa.select(ImportRun.file_path, User.locale).join(User, User.id == ImportRun.created_by_id)
+            .where(ImportRun.id == run_id)
+        ).one()
         db.session.rollback()
     try:
-        _execute(run_id, progress)
+        with ui_force_locale(locale if locale in current_app.config["LOCALES"] else importer_locale(preference)):
+            _execute(run_id, progress)
     finally:
         # Whatever the outcome, the activities or the listed problems are the record: the uploaded file is not
         # kept (it would pile up in the instance folder and in every backup).
@@ -170,7 +196,7 @@ def _execute(run_id: int, progress: Progress | None) -> None:
         done = db.session.execute(
             sa.update(ImportRun).where(ImportRun.id == run_id, ImportRun.status == ImportStatus.running).values(
                 status=ImportStatus.done, written=len(result.created), skipped=len(result.skipped),
-                skipped_lines=[line for line, _reason in result.skipped], finished_at=now_utc(), updated_at=now_utc(),
+                skipped_lines=[row.to_json() for row in result.skipped], finished_at=now_utc(), updated_at=now_utc(),
             )
         )
         if done.rowcount != 1:  # given up as stale meanwhile: the page said nothing was written, so nothing is
@@ -187,9 +213,15 @@ def _execute(run_id: int, progress: Progress | None) -> None:
         _save(run_id, status=ImportStatus.failed, finished_at=now_utc(), message=f"{type(exc).__name__}: {exc}"[:300])
 
 
-def launch_import_run(app, run_id: int):
-    """Start a committed ImportRun in a background thread of this process (the request returns at once)."""
-    return start_in_thread(app, f"import-run-{run_id}", execute_import_run, run_id)
+def launch_import_run(app, run_id: int, locale: str | None = None):
+    """Start a committed ImportRun in a background thread of this process (the request returns at once).
+
+    The thread has no request, so it would speak the platform's language: it is given the uploader's (`locale`,
+    by default the language of the current request)."""
+    if locale is None and has_request_context():
+        current = get_locale()
+        locale = str(current) if current is not None else None
+    return start_in_thread(app, f"import-run-{run_id}", partial(execute_import_run, locale=locale), run_id)
 
 
 def status_label(run: ImportRun) -> str:
@@ -217,16 +249,29 @@ def outcome_text(run: ImportRun) -> str:
         return _("检查通过，正在写入活动（一次写入：全部成功，或一条也不写）…")
     if status is ImportStatus.done:
         text = _("已导入 %(count)d 条活动，已请伙伴确认。", count=run.written)
-        if run.skipped:
-            lines = _("、").join(str(line) for line in run.skipped_lines)
-            text += _("跳过 %(count)d 条已撤回的活动（第 %(lines)s 行）。", count=run.skipped, lines=lines)
+        skipped = skipped_rows(run)
+        withdrawn = [row.line for row in skipped if not row.is_duplicate]
+        duplicates = [row.line for row in skipped if row.is_duplicate]
+        if withdrawn:
+            text += _("跳过 %(count)d 条已撤回的活动（第 %(lines)s 行）。", count=len(withdrawn),
+                      lines=line_list(withdrawn))
+        if duplicates:
+            text += _("跳过 %(count)d 条重复的活动（第 %(lines)s 行），它们与本协议已登记的活动或文件中前面的行相同。",
+                      count=len(duplicates), lines=line_list(duplicates))
         return text
     if status is ImportStatus.rejected:
         return _("未导入任何活动：发现 %(count)d 处问题，请修改后重新上传。", count=len(run.errors))
     return _("导入失败，未写入任何活动：%(reason)s", reason=run.message)
 
 
+def skipped_rows(run: ImportRun) -> list[SkippedRow]:
+    """The rows a finished run skipped, and why."""
+    return [SkippedRow.from_json(value) for value in run.skipped_lines or []]
+
+
 def error_lines(run: ImportRun) -> list[str]:
-    """A rejected run's problems, one line each ("第 3 行：…"; a problem with the whole file has no line)."""
-    return [_("第 %(line)d 行：%(message)s", line=line, message=message) if line else message
-            for line, message in run.errors]
+    """The lines listed under a run's outcome, one each: a rejected run's problems ("第 3 行：…"; a problem
+    with the whole file has no line), or the rows a done run skipped and why ("第 4 行：与第 2 行重复")."""
+    if run.status is ImportStatus.done:
+        return [line_message(row.line, row.reason) for row in skipped_rows(run)]
+    return [line_message(line, message) for line, message in run.errors]

@@ -9,6 +9,12 @@ activities are logged by the importing liaison for their own party, so the partn
 usual. The columns 序号, 确认情况, 记录人 and 所属协议 are informative only on import (the importer
 becomes the recorder, confirmations start pending, the target agreement is the one chosen). Rows whose
 状态 is 已撤回 are skipped and listed, so a whole exported ledger can be imported into another agreement.
+So are duplicates: a row with the date, category and title (trimmed) of an activity the target agreement
+already has (not withdrawn), and a row repeating an earlier row of the file — importing an agreement's own
+export back into it therefore adds nothing. A file with nothing left to import is refused, saying why.
+
+Messages are in the interface language of the moment (the importer's: coop.activities.jobs runs the checks
+in it); the sheet's headers and cell values stay Chinese, they are the format.
 """
 from __future__ import annotations
 
@@ -17,8 +23,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import IO, Any, Callable, Iterable
 
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
 from agreements.models import Agreement
-from coop.activities.models import Activity, ActivityStatus
+from coop.activities.models import Activity, ActivityAgreement, ActivityStatus
 from coop.activities.operations import (
     ActivityRefused,
     all_category_settings,
@@ -31,7 +40,8 @@ from coop.audit.operations import Entry, record_many
 from coop.auth.models import User
 from coop.categories import CATEGORY_BY_CODE, CATEGORIES
 from coop.extensions import db
-from coop.formatting import cn_date, local_today
+from coop.formatting import cn_date, local_today, ui_date
+from coop.i18n import N_
 from coop.spreadsheets import HeaderMismatch, SpreadsheetError, read_xlsx_rows, write_csv, write_xlsx
 
 LEDGER_HEADERS: tuple[str, ...] = (
@@ -47,25 +57,76 @@ _DASH_DATE = re.compile(r"^\s*(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\s*$")
 _CATEGORY_BY_NAME = {c.name: c.code for c in CATEGORIES}
 
 
+def line_message(line: int, message: str) -> str:
+    """A problem as listed ("第 3 行：…") in the interface language; one with the whole file (line 0) has no line."""
+    return _("第 %(line)d 行：%(message)s", line=line, message=message) if line else message
+
+
 class LedgerImportRejected(Exception):
-    """The file cannot be imported; `errors` lists (line number, Chinese message), nothing was written."""
+    """The file cannot be imported; `errors` lists (line number, message in the interface language of the
+    moment), nothing was written."""
 
     def __init__(self, errors: list[tuple[int, str]]):
         self.errors = errors
-        super().__init__("；".join(f"第 {line} 行：{msg}" if line else msg for line, msg in errors[:20]))
+        super().__init__(_("；").join(line_message(line, msg) for line, msg in errors[:20]))
 
     @property
     def messages(self) -> list[str]:
         """One line per problem, ready to show."""
-        return [f"第 {line} 行：{msg}" if line else msg for line, msg in self.errors]
+        return [line_message(line, msg) for line, msg in self.errors]
+
+
+# Why a row was skipped (SkippedRow.kind); stored with a finished ImportRun, so the reason is worded when shown,
+# in the reader's language.
+WITHDRAWN, DUPLICATE_OF_ACTIVITY, DUPLICATE_OF_ROW = "withdrawn", "activity", "row"
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    """A row not imported, and why: `kind` WITHDRAWN (no detail), DUPLICATE_OF_ACTIVITY (detail: the recorded
+    activity's held_on ISO date, category code and title) or DUPLICATE_OF_ROW (detail: the earlier line)."""
+
+    line: int
+    kind: str
+    detail: Any = None
+
+    @property
+    def is_duplicate(self) -> bool:
+        return self.kind in (DUPLICATE_OF_ACTIVITY, DUPLICATE_OF_ROW)
+
+    @property
+    def reason(self) -> str:
+        """Why the row was skipped, in the interface language."""
+        if self.kind == DUPLICATE_OF_ACTIVITY:
+            d = self.detail or {}
+            category = CATEGORY_BY_CODE.get(d.get("category"))
+            return _("与已登记的活动重复（%(date)s %(category)s “%(title)s”）",
+                     date=ui_date(date.fromisoformat(d["held_on"])) if d.get("held_on") else "",
+                     category=category.label if category else d.get("category", ""), title=d.get("title", ""))
+        if self.kind == DUPLICATE_OF_ROW:
+            return _("与第 %(line)d 行重复", line=int(self.detail))
+        return _("已撤回的活动不导入")
+
+    def to_json(self) -> list:
+        """[line, kind, detail], as ImportRun.skipped_lines keeps it."""
+        return [self.line, self.kind, self.detail]
+
+    @classmethod
+    def from_json(cls, value: Any) -> "SkippedRow":
+        """Back from ImportRun.skipped_lines; a bare line number (runs recorded before duplicates were
+        skipped) was a withdrawn row."""
+        if isinstance(value, (list, tuple)):
+            return cls(int(value[0]), str(value[1]) if len(value) > 1 else WITHDRAWN,
+                       value[2] if len(value) > 2 else None)
+        return cls(int(value), WITHDRAWN)
 
 
 @dataclass
 class ImportResult:
-    """What an import did: the activities created and the rows skipped (line, reason)."""
+    """What an import did: the activities created and the rows skipped."""
 
     created: list[Activity] = field(default_factory=list)
-    skipped: list[tuple[int, str]] = field(default_factory=list)
+    skipped: list[SkippedRow] = field(default_factory=list)
 
 
 @dataclass
@@ -74,7 +135,14 @@ class LedgerPlan:
 
     total: int  # data rows in the file
     rows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
+    skipped: list[SkippedRow] = field(default_factory=list)
+
+
+def line_list(lines: Iterable[int], limit: int = 20) -> str:
+    """Line numbers for a message: "2、5、9" (", " in English), the first `limit` then "…"."""
+    lines = list(lines)
+    text = _("、").join(str(line) for line in lines[:limit])
+    return text + ("…" if len(lines) > limit else "")
 
 
 # progress(stage, done, of): stage "checking" (rows of the file) or "writing" (rows to log)
@@ -163,20 +231,20 @@ def parse_ledger_date(value: Any) -> date:
     raise ValueError(text)
 
 
-def _parse_count(value: Any, label: str) -> int:
+def _parse_count(value: Any, column: str) -> int:
     if value is None or (isinstance(value, str) and not value.strip()):
         return 0
     if isinstance(value, bool):
-        raise ValueError(f"{label}应为整数")
+        raise ValueError(_("%(column)s应为整数", column=column))
     if isinstance(value, float):
         if value != int(value):
-            raise ValueError(f"{label}应为整数")
+            raise ValueError(_("%(column)s应为整数", column=column))
         return int(value)
     if isinstance(value, int):
         return value
     text = str(value).strip().replace("人", "")
     if not re.fullmatch(r"\d+", text):
-        raise ValueError(f"{label}应为整数，现为“{value}”")
+        raise ValueError(_("%(column)s应为整数，现为“%(value)s”", column=column, value=value))
     return int(text)
 
 
@@ -185,12 +253,14 @@ def _parse_status(value: Any, held_on: date | None) -> ActivityStatus | None:
     text = str(value or "").strip()
     if not text:
         return ActivityStatus.held if held_on is None or held_on <= local_today() else ActivityStatus.planned
-    if text.startswith("已撤回"):
+    if text.startswith(ActivityStatus.withdrawn.label):
         return None
     for status in (ActivityStatus.held, ActivityStatus.planned):
         if text in (status.label, status.value):
             return status
-    raise ValueError(f"状态应为“已开展”或“计划中”，现为“{text}”")
+    # The sheet's values are Chinese whatever the interface language: they are quoted as they must be written.
+    raise ValueError(_("%(column)s应为“%(held)s”或“%(planned)s”，现为“%(value)s”", column="状态",
+                       held=ActivityStatus.held.label, planned=ActivityStatus.planned.label, value=text))
 
 
 def _org_lookup(agreement: Agreement) -> dict[str, int]:
@@ -203,30 +273,33 @@ def _org_lookup(agreement: Agreement) -> dict[str, int]:
     return names
 
 
-def _row_to_values(row: dict[str, Any], agreement: Agreement, orgs: dict[str, int]) -> tuple[dict[str, Any] | None, str | None]:
-    """Turn one sheet row into log_activity keywords; returns (values, None), (None, skip reason) or raises ValueError."""
+def _row_to_values(row: dict[str, Any], agreement: Agreement, orgs: dict[str, int]) -> dict[str, Any] | None:
+    """Turn one sheet row into log_activity keywords; None for a withdrawn row (skipped); raises ValueError
+    naming every problem of the row."""
     problems = []
     held_on = None
     if row.get("日期") in (None, ""):
-        problems.append("缺少日期")
+        problems.append(_("缺少%(column)s", column="日期"))
     else:
         try:
             held_on = parse_ledger_date(row["日期"])
         except ValueError:
-            problems.append(f"日期“{row['日期']}”无法识别，应为 2026年11月22日 或 2026-11-22")
+            problems.append(_("%(column)s“%(value)s”无法识别，应为 %(example)s 或 2026-11-22",
+                              column="日期", value=row["日期"], example="2026年11月22日"))
     category_text = str(row.get("类别") or "").strip()
     category = _CATEGORY_BY_NAME.get(category_text) or (category_text if category_text in CATEGORY_BY_CODE else None)
     if not category_text:
-        problems.append("缺少类别")
+        problems.append(_("缺少%(column)s", column="类别"))
     elif category is None:
-        problems.append(f"类别“{category_text}”不是八联之一（" + "、".join(c.name for c in CATEGORIES) + "）")
+        problems.append(_("%(column)s“%(value)s”不是八联之一（%(names)s）", column="类别", value=category_text,
+                          names="、".join(c.name for c in CATEGORIES)))
     title = str(row.get("活动名称") or "").strip()
     if not title:
-        problems.append("缺少活动名称")
+        problems.append(_("缺少%(column)s", column="活动名称"))
     counts = {}
-    for key, label in (("party_member_count", "党员人数"), ("other_count", "其他人数")):
+    for key, column in (("party_member_count", "党员人数"), ("other_count", "其他人数")):
         try:
-            counts[key] = _parse_count(row.get(label), label)
+            counts[key] = _parse_count(row.get(column), column)
         except ValueError as exc:
             problems.append(str(exc))
     try:
@@ -241,15 +314,16 @@ def _row_to_values(row: dict[str, Any], agreement: Agreement, orgs: dict[str, in
             if not name:
                 continue
             if name not in orgs:
-                problems.append(f"参与组织“{name}”不是协议“{agreement.title}”的签约方")
+                problems.append(_("%(column)s“%(name)s”不是协议“%(agreement)s”的签约方", column="参与组织",
+                                  name=name, agreement=agreement.title))
             else:
                 org_ids.append(orgs[name])
     else:
         org_ids = list(agreement.party_org_ids)  # the form pre-checks every party too
     if problems:
-        raise ValueError("；".join(problems))
+        raise ValueError(_("；").join(problems))
     if status is None:
-        return None, "已撤回的活动不导入"
+        return None
     return {
         "held_on": held_on,
         "category": category,
@@ -260,41 +334,84 @@ def _row_to_values(row: dict[str, Any], agreement: Agreement, orgs: dict[str, in
         "outcome": str(row.get("活动成效") or "").strip(),
         "status": status,
         **counts,
-    }, None
+    }
+
+
+ActivityKey = tuple[date, str, str]  # held_on, category code, title (trimmed): what makes two entries the same
+
+
+def _key(values: dict[str, Any]) -> ActivityKey:
+    return values["held_on"], values["category"], values["title"].strip()
+
+
+def recorded_keys(agreement: Agreement) -> dict[ActivityKey, dict[str, str]]:
+    """The date, category and trimmed title of every activity of the agreement that is not withdrawn, in one
+    query: key -> the skipped row's detail (DUPLICATE_OF_ACTIVITY)."""
+    rows = db.session.execute(
+        sa.select(Activity.held_on, Activity.category, Activity.title)
+        .join(ActivityAgreement, ActivityAgreement.activity_id == Activity.id)
+        .where(ActivityAgreement.agreement_id == agreement.id, Activity.status != ActivityStatus.withdrawn)
+    ).all()
+    return {(held_on, category, title.strip()): {"held_on": held_on.isoformat(), "category": category,
+                                                 "title": title.strip()}
+            for held_on, category, title in rows}
+
+
+def _nothing_to_import(skipped: list[SkippedRow]) -> str:
+    """Why a file whose every row was skipped imports nothing."""
+    by_kind: dict[str, list[int]] = {}
+    for row in skipped:
+        by_kind.setdefault(row.kind, []).append(row.line)
+    wording = {
+        DUPLICATE_OF_ACTIVITY: N_("与本协议已登记的活动重复（日期、类别、活动名称相同）%(count)d 行：第 %(lines)s 行"),
+        DUPLICATE_OF_ROW: N_("与文件中前面的行重复 %(count)d 行：第 %(lines)s 行"),
+        WITHDRAWN: N_("已撤回的活动 %(count)d 行：第 %(lines)s 行"),
+    }
+    reasons = [_(wording[kind], count=len(lines), lines=line_list(lines))
+               for kind, lines in by_kind.items()]
+    return _("文件中没有可导入的活动：每一行都已跳过（%(reasons)s）。", reasons=_("；").join(reasons))
 
 
 def check_ledger(actor: User, agreement: Agreement, stream: IO[bytes], *,
                  progress: Progress | None = None) -> LedgerPlan:
     """Pass 1 of an import: read the file and check every row with the 记录活动 rules; writes nothing.
 
-    Raises LedgerImportRejected listing each bad row by line number. Calls `progress("checking", n, total)`
-    once the file is read and after each row.
+    Withdrawn rows and duplicates (of an activity the agreement has, or of an earlier row) are skipped.
+    Raises LedgerImportRejected listing each bad row by line number, or saying why nothing is left to import.
+    Calls `progress("checking", n, total)` once the file is read and after each row.
     """
     if not can_import_into(actor, agreement):
-        raise LedgerImportRejected([(0, "只有生效中协议的联络员可以导入台账。")])
+        raise LedgerImportRejected([(0, _("只有生效中协议的联络员可以导入台账。"))])
     try:
         rows = read_xlsx_rows(stream, LEDGER_HEADERS, max_rows=MAX_IMPORT_ROWS)
     except HeaderMismatch as exc:
-        raise LedgerImportRejected([(1, str(exc).replace("（第 1 行）", ""))]) from None
+        raise LedgerImportRejected([(1, exc.detail)]) from None
     except SpreadsheetError as exc:
         raise LedgerImportRejected([(0, str(exc))]) from None
     if not rows:
-        raise LedgerImportRejected([(0, "文件中没有活动数据（第 2 行起每行一条活动）。")])
+        raise LedgerImportRejected([(0, _("文件中没有活动数据（第 2 行起每行一条活动）。"))])
 
     orgs = _org_lookup(agreement)
     settings = all_category_settings()
+    recorded = recorded_keys(agreement)
+    first_line: dict[ActivityKey, int] = {}  # rows of this file to import, by key
     errors: list[tuple[int, str]] = []
     plan = LedgerPlan(total=len(rows))
     if progress:
         progress("checking", 0, plan.total)
     for checked, (line, row) in enumerate(rows, start=1):
         try:
-            values, skip = _row_to_values(row, agreement, orgs)
+            values = _row_to_values(row, agreement, orgs)
             if values is None:
-                plan.skipped.append((line, skip))
+                plan.skipped.append(SkippedRow(line, WITHDRAWN))
+            elif (key := _key(values)) in recorded:
+                plan.skipped.append(SkippedRow(line, DUPLICATE_OF_ACTIVITY, recorded[key]))
+            elif key in first_line:
+                plan.skipped.append(SkippedRow(line, DUPLICATE_OF_ROW, first_line[key]))
             else:
                 validate_activity(actor, agreements=[agreement], settings=settings, **values)
                 plan.rows.append((line, values))
+                first_line[key] = line
         except (ValueError, ActivityRefused) as exc:
             errors.append((line, str(exc)))
         if progress:
@@ -302,7 +419,7 @@ def check_ledger(actor: User, agreement: Agreement, stream: IO[bytes], *,
     if errors:
         raise LedgerImportRejected(errors)
     if not plan.rows:
-        raise LedgerImportRejected([(0, "文件中没有可导入的活动（已撤回的活动不导入）。")])
+        raise LedgerImportRejected([(0, _nothing_to_import(plan.skipped))])
     return plan
 
 
@@ -335,7 +452,8 @@ def write_ledger(actor: User, agreement: Agreement, plan: LedgerPlan, *, progres
         f"从台账文件导入 {len(result.created)} 条活动到协议“{agreement.title}”",
         actor=actor, organization_id=actor.organization_id, target=agreement,
         detail={"agreement_id": agreement.id, "activity_ids": [a.id for a in result.created],
-                "skipped_lines": [line for line, _ in result.skipped], **(detail or {})},
+                "skipped_lines": [row.line for row in result.skipped],
+                "duplicate_lines": [row.line for row in result.skipped if row.is_duplicate], **(detail or {})},
     )])
     return result
 

@@ -324,8 +324,10 @@ class ImportRun(db.Model):
     total: Mapped[int] = mapped_column(nullable=False, default=0)  # data rows in the file (known once read)
     checked: Mapped[int] = mapped_column(nullable=False, default=0)  # rows checked so far
     written: Mapped[int] = mapped_column(nullable=False, default=0)  # activities created (set when done)
-    skipped: Mapped[int] = mapped_column(nullable=False, default=0)  # withdrawn rows, not imported
-    skipped_lines: Mapped[list[int]] = mapped_column(sa.JSON, nullable=False, default=list)
+    skipped: Mapped[int] = mapped_column(nullable=False, default=0)  # withdrawn or duplicate rows, not imported
+    # [line, kind, detail] per skipped row (coop.activities.jobs.SkippedRow); runs before duplicates were
+    # checked stored bare line numbers, which are still read.
+    skipped_lines: Mapped[list[list | int]] = mapped_column(sa.JSON, nullable=False, default=list)
     errors: Mapped[list[list]] = mapped_column(sa.JSON, nullable=False, default=list)  # [[line, message], …]
     message: Mapped[str] = mapped_column(sa.String(300), nullable=False, default="")  # why it failed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, nullable=False)
