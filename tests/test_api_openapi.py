@@ -35,6 +35,17 @@ def test_document_is_public_openapi_3_1(client):
     assert [e.message for e in OPENAPI_31_VALIDATOR.iter_errors(doc)] == []
 
 
+def test_report_status_enums_list_every_status_a_report_can_carry(client):
+    """A report row for a month before the term is "not_started"; the published schema must allow it."""
+    from coop.reports.progress import STATUS_LABELS
+
+    raw = client.get("/api/v1/openapi.json").get_data(as_text=True)
+    enums = re.findall(r'"enum": \[([^\]]*"on_track"[^\]]*)\]', raw) or re.findall(r'"enum":\[([^\]]*"on_track"[^\]]*)\]', raw)
+    assert enums
+    for listed in enums:
+        assert sorted(re.findall(r'"(\w+)"', listed)) == sorted(STATUS_LABELS)
+
+
 def test_every_api_route_is_documented_and_every_documented_path_exists(app, client):
     doc = client.get("/api/v1/openapi.json").json
     routed: dict[str, set[str]] = {}

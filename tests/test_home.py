@@ -106,3 +106,19 @@ def test_partner_rating_panel_goes_once_rated(client, login, review_world, monke
                  year=2026, quarter=2, score=4, today=day)
     db.session.commit()
     assert _section(_home(client), "结对互评") == ""
+
+
+def test_a_renewal_starting_late_in_the_quarter_is_not_rated_twice(client, login, review_world, monkeypatch,
+                                                                   make_agreement):
+    import coop.review.views as review_views
+
+    day = date(2026, 6, 20)
+    monkeypatch.setattr(review_views, "local_today", lambda: day)
+    w = review_world
+    old = w.agreements["P1"]
+    make_agreement(parties=[w.orgs["A1"], w.orgs["X"]], status="active", title="续签后的结对协议",
+                   renewed_from_id=old.id, starts_on=date(2026, 6, 28), ends_on=date(2027, 6, 27),
+                   liaisons={w.orgs["A1"]: [w.users["lia_A1"]]})
+    login(client, w.users["lia_A1"])
+    panel = _section(_home(client), "结对互评")
+    assert old.title in panel and "续签后的结对协议" not in panel

@@ -32,7 +32,12 @@ from coop.reports.progress import (
         (0, date(2026, 1, 1), date(2026, 12, 31), 2026, 0),
         (4, date(2024, 1, 1), date(2024, 12, 31), 2024, 4),  # leap year
         (12, date(2026, 12, 1), date(2027, 11, 30), 2026, 1),  # December only: 31/365*12 = 1.02
-        (1, date(2026, 12, 1), date(2027, 11, 30), 2026, 1),  # a started year never owes nothing
+        # 31/365 of 1 rounds to 0: December owes nothing, and the term as a whole owes the 1 it promised
+        (1, date(2026, 12, 1), date(2027, 11, 30), 2026, 0),
+        (1, date(2026, 12, 1), date(2027, 11, 30), 2027, 1),
+        (4, date(2025, 12, 29), date(2026, 12, 28), 2025, 0),  # 3 days of 2025: 0.03 owes nothing
+        (4, date(2025, 12, 29), date(2026, 12, 28), 2026, 4),
+        (2, date(2026, 10, 1), date(2027, 9, 30), 2026, 1),  # 0.504 rounds half up
         (4, date(2025, 1, 1), date(2025, 12, 31), 2026, 0),  # outside the term
     ],
 )
@@ -61,7 +66,8 @@ def test_expected_rounds_down_so_nobody_is_behind_early():
         (0, 4, 2, False, "none"),
         (0, 4, 0, False, "on_track"),
         (0, 0, 0, False, "na"),
-        (1, 0, 0, True, "done"),
+        (1, 0, 0, True, "extra"),  # no commitment: held outside the agreement, never a completed commitment
+        (0, 0, 0, True, "extra"),
     ],
 )
 def test_classify(ytd, target, expected, held_any, status):
@@ -114,7 +120,7 @@ def test_agreement_progress_counts_per_category(make_agreement, add_activity):
     assert study.status == "on_track"
     assert p["event"].year_to_date == 0 and p["event"].status == "none"
     assert p["service"].status == "on_track"  # 1 a year: nothing expected by July yet
-    assert p["culture"].status == "done" and p["culture"].commitment == 0
+    assert p["culture"].status == "extra" and p["culture"].commitment == 0
     assert p["org"].status == "na"
     assert overall_status(p) == "none"
 
@@ -179,3 +185,41 @@ def test_date_driven_reads_give_the_same_figures_as_agreement_driven_ones(app, m
     assert date_driven == agreement_driven
     july = agreement_driven[(*month_bounds(2026, 7), "progress")]
     assert sum(p.held for per in july.values() for p in per.values()) == 10  # 8, plus the shared one in both pairings
+
+
+def test_a_year_whose_share_rounds_to_nothing_owes_nothing(make_agreement, add_activity):
+    """Three days of 2025 (29–31 December): the stated rule (pro rata, rounded half up) owes 0 that year, so
+    nothing is 尚未开展 in December 2025; 2026 owes the whole commitment."""
+    ag = make_agreement(commitments={"study": 4, "event": 2, "service": 1}, starts_on=date(2025, 12, 29),
+                        ends_on=date(2026, 12, 28))
+    dec = agreement_progress([ag], *month_bounds(2025, 12))[ag.id]
+    for code in ("study", "event", "service"):
+        assert (dec[code].target, dec[code].expected, dec[code].status) == (0, 0, "on_track"), code
+    assert overall_status(dec) == "on_track"
+    add_activity(ag, "study", date(2025, 12, 30))  # something done anyway: nothing was owed, so it is done
+    assert agreement_progress([ag], *month_bounds(2025, 12))[ag.id]["study"].status == "done"
+    assert agreement_progress([ag], date(2026, 1, 1), date(2026, 12, 31))[ag.id]["study"].target == 4
+
+
+def test_outside_the_term_says_so_instead_of_no_commitment(make_agreement):
+    ag = make_agreement(commitments={"study": 4}, starts_on=date(2027, 1, 1), ends_on=date(2027, 12, 31))
+    before = agreement_progress([ag], *month_bounds(2026, 11))[ag.id]
+    assert before["study"].status == "not_started" and before["org"].status == "na"
+    assert overall_status(before) == "not_started"
+    after = agreement_progress([ag], *month_bounds(2028, 3))[ag.id]
+    assert after["study"].status == "ended" and overall_status(after) == "ended"
+
+
+def test_extra_activities_never_make_an_agreement_done(make_agreement, add_activity):
+    """An uncommitted category with activities is 约定外开展: shown, but neither a completed commitment nor
+    the agreement's overall standing."""
+    ag = make_agreement(commitments={"study": 4})
+    add_activity(ag, "culture", date(2026, 7, 2))
+    add_activity(ag, "mass", date(2026, 7, 3), confirmation="pending")
+    p = agreement_progress([ag], *month_bounds(2026, 7))[ag.id]
+    assert (p["culture"].status, p["culture"].year_to_date) == ("extra", 1)
+    assert (p["mass"].status, p["mass"].held, p["mass"].year_to_date) == ("extra", 1, 0)  # held, not yet confirmed
+    assert overall_status(p) == "none"  # the study commitment alone decides
+    only_extra = make_agreement(commitments={})
+    add_activity(only_extra, "culture", date(2026, 7, 2))
+    assert overall_status(agreement_progress([only_extra], *month_bounds(2026, 7))[only_extra.id]) == "na"

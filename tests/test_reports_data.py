@@ -32,7 +32,7 @@ def test_agreement_report_figures_category_by_category(report_month):
         "service": (0, 0, 0, 0, 1, 1, 0, "done"),
         "org": (1, 1, 0, 0, 8, 12, 9, "behind"),
         "culture": (0, 0, 0, 0, 0, 2, 1, "none"),
-        "talent": (1, 1, 0, 0, 1, 0, 0, "done"),
+        "talent": (1, 1, 0, 0, 1, 0, 0, "extra"),  # no commitment: outside the agreement
         "brand": (0, 0, 0, 0, 0, 0, 0, "na"),
         "mass": (0, 0, 0, 0, 0, 0, 0, "na"),
     }
@@ -46,7 +46,7 @@ def test_agreement_report_figures_category_by_category(report_month):
     assert s.lagging == ["组织联合 8/12", "活动联办 0/2", "文化联创 0/2"]
     assert cats["org"].percent == 67 and cats["study"].symbol == "○" and cats["org"].symbol == "▲"
     # What a matrix cell says, on screen and in the PDF grid.
-    assert (cats["org"].cell_text, cats["talent"].cell_text, cats["brand"].cell_text) == ("▲ 8/12", "✓ 1", "—")
+    assert (cats["org"].cell_text, cats["talent"].cell_text, cats["brand"].cell_text) == ("▲ 8/12", "+ 1", "—")
 
 
 def test_agreement_report_lists(report_month):

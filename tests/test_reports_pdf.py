@@ -1,7 +1,7 @@
 """Report PDFs: the text pdftotext reads, embedded subset CJK fonts, glyph coverage, photos, margins."""
 import re
 import subprocess
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 
@@ -114,3 +114,31 @@ def test_committee_and_organization_pdfs(report_month, tmp_path):
     text = pdftotext(org.pdf)
     assert "运维检修党支部2026年10月党建共建月度报告" in re.sub(r"\s+", "", text)
     assert "各协议进度" in text and "疾控中心第一党支部" in text
+
+
+def test_committee_pdf_counts_activities_outside_the_commitments_apart(report_month, tmp_path):
+    """人才联育 has no commitment in either pairing but one activity in October: 约定外开展, not ✓ 已完成."""
+    data = committee_report_data(report_month.committee_org, 2026, 10)
+    talent = next(t for t in data.category_totals if t.code == "talent")
+    assert (talent.committed, talent.status_counts["done"], talent.status_counts["extra"]) == (0, 0, 1)
+    rendered = render_report(data, version=1, generated_at=MADE)
+    (tmp_path / "committee.pdf").write_bytes(rendered.pdf)
+    flat = re.sub(r"\s+", " ", pdftotext(rendered.pdf))
+    assert "+ 约定外开展" in flat
+    assert re.search(r"人才联育 1 1 0 ↑ 增1 0 0 0 0 0 1", flat)
+    squeezed = re.sub(r"\s+", "", pdftotext(rendered.pdf, layout=False))
+    assert "不设下限" in squeezed and "有活动为“约定外开展”" in squeezed  # the stated rule is the code's
+
+
+def test_agreement_pdf_before_the_term_says_it_has_not_started(report_month, make_agreement, tmp_path):
+    later = make_agreement(parties=[report_month.ops, report_month.cdc], commitments={"study": 4, "event": 2},
+                           starts_on=date(2027, 1, 1), ends_on=date(2027, 12, 31), title="明年起的共建协议")
+    data = agreement_report_data(later, 2026, 11)
+    assert data.summary.overall_status == "not_started"
+    assert {c.code: c.status for c in data.categories if c.commitment} == {"study": "not_started", "event": "not_started"}
+    rendered = render_report(data, version=1, generated_at=MADE)
+    (tmp_path / "not-started.pdf").write_bytes(rendered.pdf)
+    squeezed = re.sub(r"\s+", "", pdftotext(rendered.pdf, layout=False))
+    assert "协议期限自2027年1月1日开始，本月尚未进入协议期限" in squeezed
+    # The overall figure, the two committed categories and the legend; "× 尚未开展" only in the legend.
+    assert squeezed.count("◇期限未开始") == 4 and squeezed.count("×尚未开展") == 1

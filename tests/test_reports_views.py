@@ -1,7 +1,7 @@
 """Report screens: who sees what, downloads by id, "generate now", versions, month batches with progress."""
 import hashlib
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -314,3 +314,13 @@ def test_the_archive_filter_matches_the_permission_check(people, report_month, m
         shown = set(db.session.execute(sa.select(MonthlyReport.id).where(visible_reports_filter(user))).scalars())
         assert shown == {r.id for r in reports if can_view_report(user, r)}, who
         assert shown or who == "outsider"
+
+
+def test_a_month_before_the_term_says_the_term_has_not_started(client, login, people, report_month, make_agreement):
+    later = make_agreement(parties=[report_month.ops, report_month.cdc], commitments={"study": 4},
+                           starts_on=date(2027, 1, 1), ends_on=date(2027, 12, 31), title="明年起的共建协议")
+    login(client, people["cdc_liaison"])
+    html = client.get(f"/reports/agreements/{later.id}/2026-11").get_data(as_text=True)
+    assert "本月尚未进入协议期限" in html and "期限未开始" in html
+    study = re.search(r"党员联学</td>(.*?)</tr>", html, re.S).group(1)
+    assert "期限未开始" in study and "未作约定" not in study and "尚未开展" not in study

@@ -51,14 +51,15 @@ def test_cockpit_cells_for_the_whole_group(review_world):
 
     # Three parties: one row, counted once.
     assert got["P2"]["service"].status == "on_track" and got["P2"]["service"].year_to_date == 1
-    assert got["P2"]["mass"].status == "done" and got["P2"]["mass"].commitment == 0  # done without a commitment
+    assert got["P2"]["mass"].status == "extra" and got["P2"]["mass"].commitment == 0  # outside the commitments
 
     # Started 1 July: 2026 owes study 2 of 4 and culture 1; nothing is expected yet by 31 July.
     p3 = got["P3"]
     assert (p3["study"].target, p3["study"].expected, p3["study"].held, p3["study"].status) == (2, 0, 2, "on_track")
     assert (p3["culture"].target, p3["culture"].status) == (1, "on_track")
 
-    assert c.status_counts == {"none": 1, "behind": 1, "on_track": 4, "done": 1, "na": 17}
+    assert c.status_counts == {"none": 1, "behind": 1, "on_track": 4, "done": 0, "not_started": 0, "ended": 0,
+                               "extra": 1, "na": 17}
     assert [r.overall for r in c.rows] == ["none", "on_track", "on_track"]
 
 
@@ -187,3 +188,29 @@ def test_cockpit_runs_a_fixed_number_of_queries(review_world, make_agreement, re
         review_activity(ag, "event", date(2026, 7, 9), organizer=w.orgs["S"], partners={w.orgs["A1"]: "pending"})
     assert run() == before
     assert before <= 16
+
+
+def test_a_pairing_with_three_days_in_the_year_is_not_red(review_world, make_agreement):
+    """Signed for 29 Dec 2025 – 28 Dec 2026: 2025 owes nothing (3/365 of each commitment rounds to 0)."""
+    w = review_world
+    make_agreement(parties=[w.orgs["A1"], w.orgs["X"]], commitments={"study": 4, "event": 2},
+                   starts_on=date(2025, 12, 29), ends_on=date(2026, 12, 28), title="P9 年底签")
+    for period in (make_period("year", 2025, 0, date(2026, 7, 31)), make_period("month", 2025, 12, date(2026, 7, 31))):
+        c = build_cockpit(w.orgs["G"], period)
+        row = next(r for r in c.rows if r.agreement.title.startswith("P9"))
+        assert row.overall == "on_track", period.key
+        assert {code: (p.target, p.status) for code, p in row.cells.items() if p.commitment} == {
+            "study": (0, "on_track"), "event": (0, "on_track")}
+        assert c.status_counts["none"] == 0 and c.status_counts["behind"] == 0
+
+
+def test_extra_cells_are_not_counted_as_completed(review_world):
+    """P2's 群团联手 activity has no commitment: the "✓ 已完成 N 项" chip and the organization totals leave it
+    out, and it is counted as 约定外开展 instead."""
+    w = review_world
+    c = build_cockpit(w.orgs["G"], make_period("month", 2026, 5, date(2026, 7, 31)))
+    p2 = next(r for r in c.rows if r.agreement.title.startswith("P2"))
+    assert p2.cells["mass"].status == "extra" and p2.overall != "done"
+    assert c.status_counts["done"] == 0 and c.status_counts["extra"] == 1
+    a2_total = next(t for t in c.org_totals if t.org.id == w.orgs["A2"].id)
+    assert (a2_total.status_counts["done"], a2_total.status_counts["extra"]) == (0, 1)

@@ -125,7 +125,7 @@ def test_score_changes_are_explained_by_audited_adjustments(scored_world):
     w = scored_world
     a1 = w.orgs["A1"]
     before = score_breakdown([a1.id], 2026, 4)[a1.id]
-    adjust_points(w.users["rev_G"], a1, points=-5, reason="年度考核扣分", applies_on=date(2026, 12, 20))
+    adjust_points(w.users["rev_G"], a1, points=-5, reason="年度考核扣分", applies_on=date(2026, 11, 20))
     db.session.commit()
     after = score_breakdown([a1.id], 2026, 4)[a1.id]
     assert after.total - before.total == -5
@@ -171,3 +171,34 @@ def test_defaults_listed_and_explained():
     assert [(r.code, r.points) for r in scoring.RULES] == [
         ("held_confirmed", 2), ("typical_case", 5), ("commitment_met", 10), ("disputed", -1),
     ]
+
+
+def test_typical_case_points_count_only_confirmed_activities(scored_world):
+    """A case awaiting confirmation earns nothing until every partner confirms; one disputed after it was
+    marked stops counting (and leaves the typical-case lists)."""
+    from coop.activities.models import ConfirmationState
+    from coop.review.queries import typical_cases
+
+    w = scored_world
+    a1 = w.orgs["A1"].id
+    pending = w.acts["p1_study_jul20"]
+    db.session.add(ActivityEvaluation(activity_id=pending.id, reviewer_id=w.users["rev_G"].id,
+                                      rating=Rating.excellent, comment="待确认时推荐", typical_case=True))
+    db.session.commit()
+    assert lines(score_breakdown([a1], 2026)[a1])["typical_case"] == (1, 5, 5)  # the confirmed 5 July only
+    assert [a.id for a in score_items(a1, 2026).activities["typical_case"]] == [w.acts["p1_study_jul5"].id]
+    confirmed = w.acts["p1_study_jul5"]
+    confirmed.confirmation = ConfirmationState.disputed
+    db.session.commit()
+    assert lines(score_breakdown([a1], 2026)[a1])["typical_case"] == (0, 5, 0)
+    assert [c.activity_id for c in typical_cases(None, date(2026, 1, 1), date(2026, 12, 31))] == [pending.id]
+
+
+def test_marking_a_disputed_activity_as_typical_is_refused(review_world):
+    from coop.review.operations import evaluate_activity
+
+    w = review_world
+    with pytest.raises(ReviewRefused, match="异议"):
+        evaluate_activity(w.users["rev_A"], w.acts["p1_event_disputed"], rating="excellent", comment="好",
+                          typical_case=True)
+    assert evaluate_activity(w.users["rev_A"], w.acts["p1_event_disputed"], rating="good", comment="好").typical_case is False

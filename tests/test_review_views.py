@@ -1,5 +1,6 @@
 """Review screens: who sees what (a reviewer only their subtree, even by guessing ids), exports, forms."""
 import io
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -322,3 +323,60 @@ def test_scores_page_follows_adjustments_rules_and_names_right_away(client, revi
     w.orgs["A1"].short_name = "甲一"
     db.session.commit()
     assert total(client.get(url).get_data(as_text=True), "甲一") == before + 3
+
+
+def test_cockpit_page_and_export_show_extra_activities_as_such(client, review_world, login):
+    w = review_world
+    login(client, w.users["rev_G"])
+    page = client.get("/review/?period=2026-05").get_data(as_text=True)
+    assert "约定外开展 <b>1</b>" in page and "已完成 <b>0</b>" in page
+    rows = list(load_workbook(io.BytesIO(client.get("/review/export/cockpit.xlsx?period=2026-05").data))
+                .active.iter_rows(values_only=True))
+    mass = next(r for r in rows if r[1] == "P2 三方共建" and r[4] == "群团联手")
+    assert mass[5:] == (1, 1, 0, 0, 0, 0, 0, 1, "+ 约定外开展")
+    assert not any(r[-1] == "✓ 已完成" for r in rows[1:])
+
+
+def test_a_disputed_activity_cannot_be_a_typical_case_and_the_form_says_why(client, review_world, login):
+    w = review_world
+    act = w.acts["p1_event_disputed"]
+    login(client, w.users["rev_A"])
+    page = client.get(f"/review/activities/{act.id}/evaluate").get_data(as_text=True)
+    assert "不能标记为典型案例" in page and 'name="typical_case"' in page
+    box = re.search(r'<input[^>]*name="typical_case"[^>]*>', page).group(0)
+    assert "disabled" in box and "checked" not in box
+    resp = client.post(f"/review/activities/{act.id}/evaluate",
+                       data={"rating": "excellent", "comment": "组织得好", "typical_case": "y"})
+    assert resp.status_code == 200 and "异议解决、各方确认后再标记" in resp.get_data(as_text=True)
+    assert db.session.execute(sa.select(ActivityEvaluation)).scalar_one_or_none() is None
+    # Rating it without the mark is fine.
+    ok = client.post(f"/review/activities/{act.id}/evaluate", data={"rating": "fair", "comment": "待核实"})
+    assert ok.status_code == 302
+    pending = client.get(f"/review/activities/{w.acts['p1_study_jul20'].id}/evaluate").get_data(as_text=True)
+    assert "各方确认后才计入典型案例积分" in pending
+
+
+@pytest.mark.parametrize("applies_on", ["1900-01-01", "2030-01-01", "tomorrow", "before-window"])
+def test_adjustment_dates_outside_the_score_pages_are_refused(client, review_world, login, applies_on):
+    w = review_world
+    today = local_today()
+    applies_on = {"tomorrow": (today + timedelta(days=1)).isoformat(),
+                  "before-window": date(today.year - 5, 12, 31).isoformat()}.get(applies_on, applies_on)
+    login(client, w.users["rev_A"])
+    resp = client.post(f"/review/scores/{w.orgs['A1'].id}", data={"points": "5", "reason": "测试", "applies_on": applies_on})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "计入日期应在" in html
+    assert f'id="applies_on-err"' in html  # shown at the date, not at the reason
+    assert db.session.execute(sa.select(PointAdjustment)).scalar_one_or_none() is None
+    # The earliest day the year picker offers is accepted.
+    first = date(today.year - 4, 1, 1).isoformat()
+    assert client.post(f"/review/scores/{w.orgs['A1'].id}",
+                       data={"points": "5", "reason": "测试", "applies_on": first}).status_code == 302
+
+
+def test_a_fractional_adjustment_shows_one_message(client, review_world, login):
+    w = review_world
+    login(client, w.users["rev_A"])
+    html = client.post(f"/review/scores/{w.orgs['A1'].id}",
+                       data={"points": "1.5", "reason": "测试", "applies_on": local_today().isoformat()}).get_data(as_text=True)
+    assert "请填写整数。" in html and "应在 -100 到 100 之间" not in html

@@ -19,6 +19,7 @@ from flask import current_app, url_for
 
 from coop.categories import CATEGORY_BY_CODE, CATEGORY_CODES
 from coop.forms import clean_text
+from coop.reports.progress import STATUS_LABELS
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL; larger numbers cannot name anything
 MAX_PER_PAGE = 100
@@ -792,7 +793,7 @@ def notification_json(n) -> dict:
 
 # Reports -------------------------------------------------------------------------------------------------
 
-REPORT_STATUSES = ["done", "on_track", "behind", "none", "na"]
+REPORT_STATUSES = list(STATUS_LABELS)  # every status a report row can carry, as coop.reports.progress defines them
 
 CATEGORY_ROW_SCHEMA = obj({
     "code": enum_of(CATEGORY_CODES), "name": STR, "held": INT, "confirmed": INT, "pending": INT, "disputed": INT,

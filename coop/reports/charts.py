@@ -107,7 +107,8 @@ GRID_CELL_MM = 13.0
 GRID_ROW_MM = 4.3
 GRID_ROWS_PER_CHUNK = 52  # header + 52 rows ≈ 230 mm: a chunk and its heading fit one A4 page
 GRID_FONT_PT = 7.0
-STATUS_FILLS = {"done": "#ffffff", "on_track": "#e3f1e4", "behind": "#f6c343", "none": "#ec8b84", "na": "#ffffff"}
+STATUS_FILLS = {"done": "#ffffff", "on_track": "#e3f1e4", "behind": "#f6c343", "none": "#ec8b84",
+                "not_started": "#ffffff", "ended": "#ffffff", "extra": "#ffffff", "na": "#ffffff"}
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,16 @@ their figures can never disagree. Rules (shown to users on the report's last pag
 * `held` counts held activities in the period whatever their confirmation; `confirmed` only those every
   partner confirmed. Progress towards the commitment (`year_to_date`) counts confirmed activities only.
 * The year is the calendar year. An agreement that runs for part of a year owes that part:
-  target = count_per_year × days of the term inside the year ÷ days in the year, rounded half up.
-* By a date D, the expected count is floor(target × elapsed share of the term inside the year). Status:
-  `done` (target reached), `on_track` (year_to_date ≥ expected), `behind` (some, but fewer than expected),
-  `none` (nothing while something was expected), `na` (no commitment in this category and nothing held).
+  target = count_per_year × days of the term inside the year ÷ days in the year, rounded half up — with no
+  minimum: a year whose share rounds to 0 (a term starting on 29 December) owes nothing that year. A minimum of
+  one would make a one-year term that straddles two calendar years owe more than the agreement promised.
+* By a date D, the expected count is floor(target × elapsed share of the term inside the year). Status of a
+  category with a commitment: `done` (target reached; with a target of 0, something confirmed), `on_track`
+  (year_to_date ≥ expected, including a target of 0 with nothing done), `behind` (some, but fewer than
+  expected), `none` (nothing while something was expected), `not_started` (the period ends before the term
+  starts), `ended` (the term ended before the period's year). Without a commitment: `extra` (activities held in
+  the period or confirmed this year, outside the agreement's commitments — never counted as a completed
+  commitment) or `na` (nothing).
 * A pairing is *stalled* when nothing was held for 30 days or more before the period's end (counting from
   the term's start when nothing was ever held).
 * A pairing is *one-sided* when, over the 180 days before the period's end, one party logged at least 80 %
@@ -44,8 +50,13 @@ STATUS_LABELS = {
     "on_track": N_("进度正常"),
     "behind": N_("进度滞后"),
     "none": N_("尚未开展"),
+    "not_started": N_("期限未开始"),
+    "ended": N_("期限已结束"),
+    "extra": N_("约定外开展"),
     "na": N_("未作约定"),
 }
+# Statuses of a category with a commitment in force, worst first (what overall_status weighs).
+COMMITTED_STATUSES = ("none", "behind", "on_track", "done")
 
 
 @dataclass(frozen=True)
@@ -98,7 +109,7 @@ def yearly_target(count_per_year: int, starts_on: date, ends_on: date, year: int
     _first, _last, share = year_share(starts_on, ends_on, year)
     if share <= 0:
         return 0
-    return min(count_per_year, max(1, math.floor(count_per_year * share + 0.5)))
+    return min(count_per_year, math.floor(count_per_year * share + 0.5))
 
 
 def expected_by(target: int, starts_on: date, ends_on: date, as_of: date) -> int:
@@ -113,10 +124,29 @@ def expected_by(target: int, starts_on: date, ends_on: date, as_of: date) -> int
     return math.floor(target * elapsed / span + 1e-9)
 
 
-def classify(year_to_date: int, target: int, expected: int, held_any: bool) -> str:
-    """The status word for a category (see module docstring)."""
-    if target <= 0:
-        return "done" if year_to_date or held_any else "na"
+def term_position(starts_on: date, ends_on: date, period_end: date) -> str:
+    """'before' when the period ends before the term starts, 'after' when the term ended before the period's
+    year began (the year owes nothing and shows nothing of the term), else 'in'."""
+    if period_end < starts_on:
+        return "before"
+    if ends_on < date(period_end.year, 1, 1):
+        return "after"
+    return "in"
+
+
+def classify(year_to_date: int, target: int, expected: int, held_any: bool, *,
+             committed: bool | None = None, term: str = "in") -> str:
+    """The status word for a category (see module docstring). `committed` defaults to target > 0."""
+    if committed is None:
+        committed = target > 0
+    if not committed:
+        return "extra" if year_to_date or held_any else "na"
+    if term == "before":
+        return "not_started"
+    if term == "after":
+        return "ended"
+    if target <= 0:  # a commitment whose share of this year rounds to nothing: nothing is owed
+        return "done" if year_to_date else "on_track"
     if year_to_date >= target:
         return "done"
     if year_to_date >= expected:
@@ -230,6 +260,7 @@ def _agreement_progress(agreements: list[Agreement], ids: list[int], period_star
     for a in agreements:
         per_cat = {}
         aid, starts_on, ends_on = a.id, a.starts_on, a.ends_on
+        term = term_position(starts_on, ends_on, period_end)
         for code in CATEGORY_CODES:
             held, confirmed, pending, disputed, ytd = counts.get((aid, code), zero)
             commitment = commitments.get((aid, code), 0)
@@ -241,7 +272,8 @@ def _agreement_progress(agreements: list[Agreement], ids: list[int], period_star
             per_cat[code] = CategoryProgress(
                 agreement_id=a.id, category=code, held=held, confirmed=confirmed, pending=pending,
                 disputed=disputed, year_to_date=ytd, commitment=commitment, target=target,
-                expected=expected, status=classify(ytd, target, expected, held > 0),
+                expected=expected,
+                status=classify(ytd, target, expected, held > 0, committed=commitment > 0, term=term),
             )
         out[a.id] = per_cat
     return out
@@ -261,12 +293,17 @@ def quarter_bounds(year: int, quarter: int) -> tuple[date, date]:
 
 
 def overall_status(per_category: dict[str, CategoryProgress]) -> str:
-    """One word for a whole agreement: the worst status among categories with a commitment."""
-    order = ["none", "behind", "on_track", "done"]
-    statuses = [p.status for p in per_category.values() if p.status != "na"]
-    if not statuses:
-        return "na"
-    return min(statuses, key=order.index)
+    """One word for a whole agreement: the worst status among categories with a commitment in force; else
+    `not_started` / `ended` when its commitments are outside their term, else `na` (extra activities alone
+    do not make a commitment)."""
+    statuses = {p.status for p in per_category.values()}
+    committed = [s for s in statuses if s in COMMITTED_STATUSES]
+    if committed:
+        return min(committed, key=COMMITTED_STATUSES.index)
+    for s in ("not_started", "ended"):
+        if s in statuses:
+            return s
+    return "na"
 
 
 def monthly_held_counts(agreement_ids: list[int], first_month: date, months: int = 12) -> dict[tuple[int, int], int]:

@@ -36,8 +36,9 @@ from coop.reports import progress as pg
 from coop.reports.uitext import UiText
 
 # Status symbols go with colours so a report printed in grey still reads (legend on every report).
-STATUS_SYMBOLS = {"done": "✓", "on_track": "○", "behind": "▲", "none": "×", "na": "—"}
-STATUS_ORDER = ("none", "behind", "on_track", "done", "na")  # worst first
+STATUS_SYMBOLS = {"done": "✓", "on_track": "○", "behind": "▲", "none": "×", "not_started": "◇", "ended": "◆",
+                  "extra": "+", "na": "—"}
+STATUS_ORDER = ("none", "behind", "on_track", "done", "not_started", "ended", "extra", "na")  # worst first
 
 # How many photo thumbnails an agreement report embeds (per activity, and in all).
 THUMBS_PER_ACTIVITY = 2
@@ -159,10 +160,11 @@ class CategoryRow(_AsDict):
 
     @property
     def cell_text(self) -> str:
-        """What a matrix cell says: "▲ 3/4" (year to date / target), "✓ 1" without a target, "—" for nothing."""
-        if self.status == "na":
-            return "—"
-        if self.target <= 0:
+        """What a matrix cell says: "▲ 3/4" (year to date / target), "+ 1" for confirmed activities outside the
+        commitments, "◇" / "◆" outside the term, "—" for nothing."""
+        if self.status in ("na", "not_started", "ended"):
+            return self.symbol
+        if self.status == "extra":
             return f"{self.symbol} {self.year_to_date}"
         return f"{self.symbol} {self.year_to_date}/{self.target}"
 

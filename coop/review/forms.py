@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, IntegerField, RadioField
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import InputRequired, Length, Optional, StopValidation
 
 from coop.forms import CleanTextAreaField, NumberRange
 from coop.review.models import RATING_LABELS, Rating
@@ -17,7 +17,17 @@ RATING_CHOICES = [(r.value, _l(RATING_LABELS[r])) for r in Rating]
 STAR_CHOICES = [(str(n), "★" * n + "☆" * (5 - n)) for n in range(5, 0, -1)]
 
 
-class WholeNumberField(IntegerField):
+class _OneParseError:
+    """A field whose input could not be read shows that one message, not also its range or required check
+    (they would only restate it: "请填写整数。；应在 -100 到 100 之间")."""
+
+    def pre_validate(self, form):
+        if self.process_errors:
+            raise StopValidation()
+        super().pre_validate(form)
+
+
+class WholeNumberField(_OneParseError, IntegerField):
     """An integer input with a numeric keypad on phones and a parse error in the interface language."""
 
     def __init__(self, label=None, validators=None, **kw):
@@ -36,7 +46,7 @@ class WholeNumberField(IntegerField):
             raise ValueError(_("请填写整数。")) from None
 
 
-class LocalDateField(DateField):
+class LocalDateField(_OneParseError, DateField):
     """A native <input type=date> whose parse error is in the interface language."""
 
     def __init__(self, label=None, validators=None, **kw):

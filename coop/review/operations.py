@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from agreements.models import Agreement
-from coop.activities.models import Activity, ActivityStatus
+from coop.activities.models import Activity, ActivityStatus, ConfirmationState
 from coop.audit.operations import record
 from coop.auth.models import User
 from coop.db import now_utc
@@ -31,7 +31,7 @@ from coop.review.models import (
 )
 from coop.review.permissions import partner_org_ids_for
 from coop.review.queries import QUARTER_NAMES, review_setting
-from coop.review.scoring import RULE_BY_CODE
+from coop.review.scoring import RULE_BY_CODE, score_years
 
 # Parties may rate a quarter while it runs and for this many days after it ends.
 PARTNER_GRACE_DAYS = 15
@@ -40,7 +40,12 @@ MAX_ADJUSTMENT = 100
 
 
 class ReviewRefused(Exception):
-    """A review action refused, with a message meant for people (in the interface language)."""
+    """A review action refused, with a message meant for people (in the interface language); `field` names the
+    form field it is about, when one is."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 def _comment(text: str | None, *, required: bool = False, label: str = N_("评语")) -> str:
@@ -55,6 +60,11 @@ def _comment(text: str | None, *, required: bool = False, label: str = N_("评�
 # --- activity evaluations ----------------------------------------------------------------------------------
 
 
+def typical_case_refusal() -> str:
+    """Why a disputed activity cannot be marked 典型案例 (the form shows it before anyone tries)."""
+    return _("该活动被合作方提出异议，不能标记为典型案例；异议解决、各方确认后再标记。")
+
+
 def evaluate_activity(actor: User, activity: Activity, *, rating: Rating | str, comment: str | None = "",
                       typical_case: bool = False) -> ActivityEvaluation:
     """Record (or update) the actor's evaluation of a held activity: 优秀/良好/一般, comment, typical case."""
@@ -67,6 +77,9 @@ def evaluate_activity(actor: User, activity: Activity, *, rating: Rating | str, 
     comment = _comment(comment)
     if typical_case and not comment:
         raise ReviewRefused(_("标记为典型案例时，请在评语中写明推荐理由。"))
+    if typical_case and activity.confirmation is ConfirmationState.disputed:
+        # A case held up for publicity must be one the partners stand behind; it also earns points.
+        raise ReviewRefused(typical_case_refusal())
     ev = db.session.execute(
         sa.select(ActivityEvaluation).where(
             ActivityEvaluation.activity_id == activity.id, ActivityEvaluation.reviewer_id == actor.id
@@ -206,7 +219,13 @@ def adjust_points(actor: User, org: Organization, *, points: int, reason: str, a
     if not isinstance(points, int) or points == 0 or not -MAX_ADJUSTMENT <= points <= MAX_ADJUSTMENT:
         raise ReviewRefused(_("调整分值应为 -%(max)s 到 %(max)s 之间的非零整数。", max=MAX_ADJUSTMENT))
     reason = _comment(reason, required=True, label=N_("调整理由"))
-    applies_on = applies_on or local_today()
+    today = local_today()
+    applies_on = applies_on or today
+    # Only days the score pages can show: an adjustment outside them would be invisible to everyone.
+    earliest = date(score_years(today)[-1], 1, 1)
+    if not earliest <= applies_on <= today:
+        raise ReviewRefused(_("计入日期应在 %(first)s 到 %(last)s 之间（积分页可查看的年份内，且不晚于今天）。",
+                              first=ui_date(earliest), last=ui_date(today)), field="applies_on")
     adj = PointAdjustment(org_id=org.id, points=points, reason=reason, applies_on=applies_on, by_id=actor.id,
                           at=now_utc())
     db.session.add(adj)

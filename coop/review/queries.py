@@ -38,8 +38,10 @@ from coop.reports.uitext import UiText
 from coop.review.models import ActivityEvaluation, ReviewSetting
 
 # Worst first: the order statuses are counted and sorted in.
-STATUS_ORDER = ("none", "behind", "on_track", "done", "na")
-STATUS_CSS = {"done": "st-ok", "on_track": "st-ok", "behind": "st-behind", "none": "st-none", "na": "st-na"}
+STATUS_ORDER = ("none", "behind", "on_track", "done", "not_started", "ended", "extra", "na")
+# Activities outside the commitments are shown, neutral: they are neither a completed commitment nor a gap.
+STATUS_CSS = {"done": "st-ok", "on_track": "st-ok", "behind": "st-behind", "none": "st-none", "not_started": "st-na",
+              "ended": "st-na", "extra": "st-extra", "na": "st-na"}
 DEFAULT_STALLED_DAYS = pg.STALLED_DAYS
 # Chinese (audit log, exports); screens use coop.formatting.ui_quarter.
 QUARTER_NAMES = {1: N_("第一季度"), 2: N_("第二季度"), 3: N_("第三季度"), 4: N_("第四季度")}
@@ -644,6 +646,8 @@ def _typical_activity_ids(date_from: date, date_to: date):
         .where(
             ActivityEvaluation.typical_case.is_(True),
             Activity.status == ActivityStatus.held,
+            # Disputed after it was marked: not held up as an example while the partners disagree.
+            Activity.confirmation != ConfirmationState.disputed,
             Activity.held_on >= date_from,
             Activity.held_on <= date_to,
         )

@@ -9,8 +9,9 @@ scope above an organization winning, then the platform row, then the default bel
 
 * held_confirmed — each held activity in the period confirmed by every partner, for every organization that
   took part (organizer and participants);
-* typical_case — each held activity in the period a reviewer marked 典型案例, for every organization that
-  took part;
+* typical_case — each held activity in the period a reviewer marked 典型案例 and every partner confirmed, for
+  every organization that took part (a case awaiting confirmation counts once confirmed; a disputed one never
+  — it cannot be marked, and one disputed after marking stops counting);
 * commitment_met — each (agreement, category) whose yearly target was reached, once, for every party; it
   counts in the quarter in which the target was reached (figures from coop.reports.progress);
 * disputed — each held activity in the period a partner disputed, for the organization that logged it.
@@ -57,7 +58,7 @@ RULES: tuple[RuleDef, ...] = (
     RuleDef("held_confirmed", N_("开展并经各方确认的共建活动"), 2,
             N_("本期已开展、且所有合作方都已确认的活动，每项活动给参与的每个组织计分。")),
     RuleDef("typical_case", N_("被党委评为典型案例"), 5,
-            N_("本期已开展、被党委审阅人标记为典型案例的活动，每项活动给参与的每个组织计分。")),
+            N_("本期已开展、被党委审阅人标记为典型案例且所有合作方都已确认的活动，每项活动给参与的每个组织计分。")),
     RuleDef("commitment_met", N_("完成协议年度约定"), 10,
             N_("协议某一类别的年度约定次数（按已确认活动计）达成时，给协议各方计分；每个协议每个类别每年一次，计入达成的季度。")),
     RuleDef("disputed", N_("活动记录被合作方提出异议"), -1,
@@ -125,6 +126,14 @@ class OrgScore:
 
 
 # --- periods and rules ---------------------------------------------------------------------------------
+
+
+SCORE_YEARS = 5  # the score pages offer this year and the four before it
+
+
+def score_years(today: date) -> list[int]:
+    """The years the score and typical-case pages offer, newest first (manual adjustments must fall in them)."""
+    return list(range(today.year, today.year - SCORE_YEARS, -1))
 
 
 def score_period(year: int, quarter: int | None = None) -> tuple[date, date]:
@@ -197,7 +206,8 @@ def _typical_ids():
 def _activity_conditions(first: date, last: date) -> dict[str, object]:
     return {
         "held_confirmed": sa.and_(_held_in(first, last), Activity.confirmation == ConfirmationState.confirmed),
-        "typical_case": sa.and_(_held_in(first, last), Activity.id.in_(_typical_ids())),
+        "typical_case": sa.and_(_held_in(first, last), Activity.confirmation == ConfirmationState.confirmed,
+                                Activity.id.in_(_typical_ids())),
     }
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.routing import BuildError
 
 from agreements.models import Agreement, AgreementParty
-from coop.activities.models import Activity
+from coop.activities.models import Activity, ConfirmationState
 from coop.auth.models import Role
 from coop.auth.permissions import committee_scope_root, get_or_404, require, scope_org_ids, subtree_filter
 from coop.cache import memoized
@@ -165,6 +165,12 @@ def _year_quarter(default: str = "year") -> tuple[int, int | None]:
     return year, quarter
 
 
+@bp.app_template_global("score_years")
+def score_years_global(today: date) -> list[int]:
+    """The years the points and typical-case pickers offer (coop.review.scoring.score_years)."""
+    return scoring.score_years(today)
+
+
 @bp.app_template_global()
 def agreement_url(agreement_id: int) -> str:
     """Link to an agreement's page (the agreements domain's), whatever its endpoint is called."""
@@ -274,20 +280,27 @@ def evaluate(activity_id):
     evaluations = queries.evaluations_for_activity(activity.id)
     mine = next((e for e in evaluations if e.reviewer_id == current_user.id), None)
     form = EvaluationForm(obj=None)
+    disputed = activity.confirmation is ConfirmationState.disputed
     if request.method == "GET" and mine is not None:
         form.rating.data, form.comment.data, form.typical_case.data = mine.rating.value, mine.comment, mine.typical_case
+    if disputed and request.method == "GET":
+        # Shown unticked and disabled, with the reason as its hint: saving unmarks a case disputed since.
+        form.typical_case.data = False
+        form.typical_case.render_kw = {"disabled": True}
     if form.validate_on_submit():
         try:
             ops.evaluate_activity(current_user, activity, rating=Rating(form.rating.data), comment=form.comment.data,
                                   typical_case=form.typical_case.data)
         except ops.ReviewRefused as exc:
             db.session.rollback()
-            form.comment.errors = list(form.comment.errors) + [str(exc)]
+            where = form.typical_case if disputed and form.typical_case.data else form.comment
+            where.errors = list(where.errors) + [str(exc)]
         else:
             db.session.commit()
             flash(_("评价已保存。"), "success")
             return redirect(activity_url(activity.id))
-    return render_template("review/evaluate.html", activity=activity, form=form, evaluations=evaluations, mine=mine)
+    return render_template("review/evaluate.html", activity=activity, form=form, evaluations=evaluations, mine=mine,
+                           typical_refusal=ops.typical_case_refusal() if disputed else None)
 
 
 @bp.route("/typical")
@@ -421,6 +434,10 @@ def org_score(org_id):
     form = AdjustmentForm()
     if request.method == "GET":
         form.applies_on.data = local_today()
+    # The date picker offers the same days adjust_points accepts (a new dict: render_kw is shared by the class).
+    form.applies_on.render_kw = {**(form.applies_on.render_kw or {}),
+                                 "min": f"{scoring.score_years(local_today())[-1]}-01-01",
+                                 "max": local_today().isoformat()}
     if request.method == "POST":
         require(can_adjust)
         if form.validate_on_submit():
@@ -429,7 +446,8 @@ def org_score(org_id):
                                   applies_on=form.applies_on.data)
             except ops.ReviewRefused as exc:
                 db.session.rollback()
-                form.reason.errors = list(form.reason.errors) + [str(exc)]
+                where = form.applies_on if exc.field == "applies_on" else form.reason
+                where.errors = list(where.errors) + [str(exc)]
             else:
                 db.session.commit()
                 flash(_("积分调整已记录，并写入审计日志。"), "success")
@@ -581,8 +599,11 @@ def _partner_missing(user, due) -> tuple[list[tuple[int, int, int]], int] | None
         .where(PartnerEvaluation.from_org_id == user.organization_id,
                PartnerEvaluation.agreement_id.in_([a.id for a in agreements]))
     ).all())
+    # A renewal whose term begins inside the quarter overlaps its predecessor there: the pair rates that quarter
+    # once, under the agreement that was in force (not twice, with two identical titles).
+    listed = {a.id for a in agreements}
     missing = [(a.id, y, q) for a in agreements for (y, q) in due if (a.id, y, q) not in done
-               and user.organization_id in partner_org_ids_for(user, a)]
+               and a.renewed_from_id not in listed and user.organization_id in partner_org_ids_for(user, a)]
     if not missing:
         return None
     return missing[:5], len(missing)

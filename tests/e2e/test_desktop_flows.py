@@ -149,3 +149,19 @@ def test_verify_page_rejects_tampered_pdf(open_context, artifacts_dir):
     assert "✔ 有效" not in text
     assert_fits(public, "verify result (tampered)")
     screenshot(public, artifacts_dir, "phone-verify-tampered")
+
+
+def test_english_cockpit_fits_a_desk_screen(open_context, artifacts_dir):
+    """English category names are long: at 1280 px the matrix and the totals must still show every column."""
+    page = open_context("desktop").new_page()
+    login(page, "power_dw")
+    page.get_by_role("button", name="English").click()
+    page.wait_for_load_state()
+    page.goto("/review/?period=" + str(__import__("datetime").date.today().year))
+    assert page.get_by_role("heading", level=1).inner_text() == "Committee cockpit"
+    wraps = page.locator(".table-wrap")
+    assert wraps.count() >= 2
+    for i in range(wraps.count()):
+        scroll, client = wraps.nth(i).evaluate("w => [w.scrollWidth, w.clientWidth]")
+        assert scroll <= client + 1, (wraps.nth(i).get_attribute("aria-label"), scroll, client)
+    screenshot(page, artifacts_dir, "cockpit-en")
