@@ -110,8 +110,9 @@ def asset(filename: str) -> str:
 
 
 class RowIdConverter(IntegerConverter):
-    def __init__(self, url_map, fixed_digits=0, min=None, max=2**63 - 1, signed=False):  # noqa: A002 — werkzeug's names
-        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+    # At most 18 digits (below 2**63): a longer number matches no route, so it is a plain 404. (A conversion
+    # error instead would let werkzeug answer 405 where another method's rule shares the path.)
+    regex = r"\d{1,18}"
 
 
 def init_app(app) -> None:

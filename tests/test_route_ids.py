@@ -17,6 +17,5 @@ def test_every_route_with_an_id_answers_404_for_an_impossible_id(app, client, ma
         path = re.sub(r"<int:\w+>", HUGE, rule.rule)
         path = re.sub(r"<(?:\w+:)?\w+>", "x", path)
         checked.append(path)
-        # 405 where a POST-only rule shares the path (werkzeug reports the method before the failed conversion)
-        assert client.get(path).status_code in (404, 405), path
+        assert client.get(path).status_code == 404, path
     assert "/agreements/" + HUGE in checked and len(checked) > 20
