@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms import validators as _validators
-from wtforms.validators import ValidationError
+from wtforms.validators import StopValidation, ValidationError
 
 # Characters that never belong in names or titles: C0/C1 controls and bidi overrides, which can make
 # text display differently from what was stored (e.g. U+202E turning "gnp.exe" around).
@@ -72,6 +72,10 @@ class NumberRange(_validators.NumberRange):
 
     def __call__(self, form, field):
         data = field.data
+        if data is None and field.process_errors:
+            # What was typed is not a number ("abc", "1.5"): its parse error says so; "must be between" would
+            # only add a second message about a value that does not exist.
+            raise StopValidation()
         if isinstance(data, int) and not isinstance(data, bool) and (
             (self.min is not None and data < self.min) or (self.max is not None and data > self.max)
         ):

@@ -161,13 +161,21 @@ def _reject_for_kind(kind: str) -> UploadRejected:
 # --- public entry points ---------------------------------------------------------------------------------
 
 
-def inspect_upload(data: bytes, filename: str, *, max_bytes: int) -> CheckedUpload:
-    """Check an uploaded file by its content and return the cleaned version, or raise UploadRejected."""
+def inspect_upload(data: bytes, filename: str, *, max_bytes: int, size: int | None = None) -> CheckedUpload:
+    """Check an uploaded file by its content and return the cleaned version, or raise UploadRejected.
+
+    Callers may read only `max_bytes + 1` bytes of a big file (enough to refuse it); `size` is then the file's
+    real size, for the message. Without it, a `data` of exactly `max_bytes + 1` bytes is taken as cut short
+    and the message names the limit only, never the number of bytes read.
+    """
     if not data:
         raise UploadRejected(_("文件是空的，请重新选择文件"), "empty")
     if len(data) > max_bytes:
+        real = size if size is not None and size >= len(data) else (None if len(data) == max_bytes + 1 else len(data))
+        if real is None:
+            raise UploadRejected(_("文件太大：单个文件不能超过 %(max)s", max=_human_size(max_bytes)), "too_large")
         raise UploadRejected(
-            _("文件太大：%(size)s，单个文件不能超过 %(max)s", size=_human_size(len(data)), max=_human_size(max_bytes)),
+            _("文件太大：%(size)s，单个文件不能超过 %(max)s", size=_human_size(real), max=_human_size(max_bytes)),
             "too_large",
         )
     kind = _sniff(data)

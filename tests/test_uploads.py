@@ -559,3 +559,21 @@ def test_resolve_stored_refuses_symlinks_pointing_out(tmp_path):
 
 def test_stored_file_is_a_plain_value():
     assert StoredFile("ab/cd/x.jpg", None) == StoredFile("ab/cd/x.jpg", None)
+
+
+def test_oversize_message_tells_the_real_size_or_only_the_limit(app):
+    from coop.uploads import UploadRejected, inspect_upload
+
+    head = b"\xff\xd8\xff" + b"\0" * 2000
+    # A caller that read only max_bytes + 1 bytes and knows the real size: the real size.
+    with pytest.raises(UploadRejected) as info:
+        inspect_upload(head[:1001], "a.jpg", max_bytes=1000, size=11 * 1024 * 1024)
+    assert "11.0 MB" in info.value.message and info.value.reason == "too_large"
+    # Cut short and the size unknown: the limit only, no made-up figure.
+    with pytest.raises(UploadRejected) as info:
+        inspect_upload(head[:1001], "a.jpg", max_bytes=1000)
+    assert "1001" not in info.value.message and "1000" in info.value.message
+    # The whole file given: its size.
+    with pytest.raises(UploadRejected) as info:
+        inspect_upload(head, "a.jpg", max_bytes=1000)
+    assert "2 KB" in info.value.message

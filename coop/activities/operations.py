@@ -638,6 +638,9 @@ def mark_held(
         raise ActivityRefused(_("只有“计划中”的活动可以登记为已开展。"))
     if not can_edit_activity(actor, activity):
         raise ActivityRefused(_("只有发起方的联络员可以登记活动开展情况。"))
+    if held_on is not None and held_on > local_today():
+        # validate_activity's message would point to "计划中", which this form does not offer.
+        raise ActivityRefused(_("实际日期不能晚于今天；活动还没有举行的话，请在开展后再来登记。"), "held_on")
     attachments = list(attachments)
     given = {
         "held_on": held_on, "start_time": start_time, "end_time": end_time, "place": place,

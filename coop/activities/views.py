@@ -19,6 +19,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy.orm import joinedload
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from agreements.models import Agreement, AgreementParty, AgreementStatus
 from coop.activities import jobs as import_jobs
@@ -57,6 +58,7 @@ from coop.activities.permissions import (
     can_withdraw_activity,
     confirming_org_ids,
     liaison_org_ids,
+    organizer_liaison,
     user_liaison_org_ids,
 )
 from coop.activities.queries import (
@@ -119,6 +121,18 @@ def _activity_or_404(activity_id, options=()) -> Activity:
     return activity
 
 
+def _stream_size(storage) -> int | None:
+    """The size of an uploaded file, from its (seekable) spooled stream; None when it cannot be told."""
+    try:
+        stream = storage.stream
+        here = stream.tell()
+        size = stream.seek(0, 2)
+        stream.seek(here)
+        return size
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def _checked_uploads(*file_lists):
     """Inspect every chosen file by content; raises UploadRejected naming the file."""
     max_bytes = current_app.config["UPLOAD_MAX_FILE_BYTES"]
@@ -127,9 +141,10 @@ def _checked_uploads(*file_lists):
         for storage in files or []:
             if storage is None or not getattr(storage, "filename", ""):
                 continue
+            size = _stream_size(storage)  # before reading: a byte over the limit is all that is read
             data = storage.read(max_bytes + 1)
             try:
-                checked.append(inspect_upload(data, storage.filename, max_bytes=max_bytes))
+                checked.append(inspect_upload(data, storage.filename, max_bytes=max_bytes, size=size))
             except UploadRejected as exc:
                 raise UploadRejected(_("“%(name)s”：%(problem)s", name=storage.filename, problem=exc.message),
                                      exc.reason) from None
@@ -153,6 +168,38 @@ def _put_error(form, exc: ops.ActivityRefused) -> None:
     getattr(form, name).errors = list(getattr(form, name).errors) + [str(exc)]
 
 
+# The forms that upload files, and where a request too large to read (over MAX_CONTENT_LENGTH) sends the person back.
+_UPLOAD_FORMS = {
+    "activities.new": lambda args: url_for("activities.new", **request.args),
+    "activities.mark_held": lambda args: url_for("activities.mark_held", activity_id=args["activity_id"]),
+    "activities.add_attachments":
+        lambda args: url_for("activities.detail", activity_id=args["activity_id"]) + "#attachments",
+}
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(exc):
+    """Werkzeug refuses the whole request before any form code runs, so nothing typed can be kept: rather than a bare
+    413 page, go back to the form and say what happened. (activities.js checks the sizes before sending, so this is
+    the net for browsers without it.)"""
+    back = _UPLOAD_FORMS.get(request.endpoint)
+    if back is None:
+        return exc
+    max_mb = current_app.config["UPLOAD_MAX_ACTIVITY_BYTES"] // (1024 * 1024)
+    flash(_("上传的照片和文件合计过大，表单没有保存。请少选几张照片（合计不超过 %(mb)s MB）后重新填写并保存。", mb=max_mb),
+          "error")
+    return redirect(back(request.view_args or {}), 303)
+
+
+def _withdrawn_redirect(activity: Activity, may_act: bool, message: str):
+    """A page opened before the activity was withdrawn: back to the activity, saying so. None when the activity is
+    not withdrawn or the person could not have acted on it anyway (then the usual 403 applies)."""
+    if activity.status is not ActivityStatus.withdrawn or not may_act:
+        return None
+    flash(message, "info")
+    return redirect(url_for("activities.detail", activity_id=activity.id))
+
+
 # --- logging ----------------------------------------------------------------------------------------------------
 
 
@@ -168,6 +215,15 @@ def _party_options(agreements: list[Agreement], user) -> list[dict]:
             entry["agreement_ids"].append(agreement.id)
             entry["own"] = entry["own"] or party.organization_id in own
     return sorted(options.values(), key=lambda o: (not o["own"], o["name"]))
+
+
+def _current_among_renewals(agreements: list[Agreement], today: date) -> list[Agreement]:
+    """[the agreement running today] when every choice is the same pairing under one title (an agreement and its
+    renewal) and exactly one of them runs today; else [] — with different pairings to choose from, nothing is guessed."""
+    if len({a.title for a in agreements}) != 1:
+        return []
+    running = [a for a in agreements if a.starts_on <= today <= a.ends_on]
+    return running if len(running) == 1 else []
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -186,7 +242,7 @@ def new():
             only = agreements[0] if len(agreements) == 1 else next(a for a in agreements if a.status is AgreementStatus.active)
             form.agreement_ids.data = [only.id]
         else:
-            form.agreement_ids.data = []
+            form.agreement_ids.data = [a.id for a in _current_among_renewals(agreements, local_today())]
         chosen = [by_id[i] for i in form.agreement_ids.data]
         form.organization_ids.data = sorted({o for a in chosen for o in a.party_org_ids})
         form.held_on.data = request.args.get("date", type=date.fromisoformat) if request.args.get("date") else local_today()
@@ -285,7 +341,6 @@ def detail(activity_id):
         withdraw_form=WithdrawForm(),
         attachment_form=AttachmentForm(),
         field_labels=ops.FIELD_LABELS, change_value=_change_value, revision_note=_revision_note,
-        max_file_mb=current_app.config["UPLOAD_MAX_FILE_BYTES"] // (1024 * 1024),
     )
 
 
@@ -293,6 +348,9 @@ def detail(activity_id):
 @login_required
 def edit(activity_id):
     activity = _activity_or_404(activity_id)
+    stale = _withdrawn_redirect(activity, organizer_liaison(current_user, activity), _("已撤回的活动不能修改。"))
+    if stale:
+        return stale
     require(can_edit_activity(current_user, activity))
     form = EditActivityForm(obj=activity)
     if request.method == "GET":
@@ -331,6 +389,10 @@ def edit(activity_id):
 @login_required
 def mark_held(activity_id):
     activity = _activity_or_404(activity_id)
+    stale = _withdrawn_redirect(activity, organizer_liaison(current_user, activity),
+                                _("这条活动已被撤回，不能再登记开展情况。"))
+    if stale:
+        return stale
     require(can_edit_activity(current_user, activity))
     if activity.status is not ActivityStatus.planned:
         flash(_("这条活动不是计划中的活动。"), "info")
@@ -370,6 +432,10 @@ def mark_held(activity_id):
 @login_required
 def confirm(activity_id):
     activity = _activity_or_404(activity_id)
+    stale = _withdrawn_redirect(activity, bool(confirming_org_ids(current_user, activity)),
+                                _("这条活动已被撤回，无需确认。"))
+    if stale:
+        return stale
     require(can_confirm_activity(current_user, activity))
     form = ConfirmForm()
     if not form.validate_on_submit():
@@ -394,6 +460,9 @@ def confirm(activity_id):
 @login_required
 def withdraw(activity_id):
     activity = _activity_or_404(activity_id)
+    stale = _withdrawn_redirect(activity, organizer_liaison(current_user, activity), _("这条活动已经撤回。"))
+    if stale:
+        return stale
     require(can_withdraw_activity(current_user, activity))
     form = WithdrawForm()
     if not form.validate_on_submit():
@@ -417,6 +486,10 @@ def withdraw(activity_id):
 @login_required
 def add_attachments(activity_id):
     activity = _activity_or_404(activity_id)
+    stale = _withdrawn_redirect(activity, organizer_liaison(current_user, activity),
+                                _("这条活动已被撤回，不能再添加附件。"))
+    if stale:
+        return stale
     require(can_edit_activity(current_user, activity))
     form = AttachmentForm()
     if not form.validate_on_submit():

@@ -1,5 +1,5 @@
 // The 记录活动 form on a phone: show only the chosen agreements' parties, hide what a plan does not need,
-// preview chosen photos. Every form still works without this file.
+// preview chosen photos, refuse files over the upload limits before sending. Every form still works without this file.
 (function () {
   "use strict";
 
@@ -67,7 +67,152 @@
     });
   }
 
+  // Sizes are checked when files are chosen and again before sending: a request over the server's limit is refused
+  // before the form is read, and everything typed would be lost. The limits and messages come from the page
+  // ([data-upload-limits]: the same words as the server's).
+  function mb(bytes) {
+    var v = bytes / 1048576;
+    return v === Math.round(v) ? String(v) : v.toFixed(1);
+  }
+
+  function sizeLabel(bytes) {
+    return bytes >= 1048576 ? (bytes / 1048576).toFixed(1) + " MB" : Math.round(bytes / 1024) + " KB";  // as the server
+  }
+
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, function (m, key) { return key in values ? values[key] : m; });
+  }
+
+  function uploadProblem(form) {
+    var limits = form.hasAttribute("data-upload-limits") ? form : form.querySelector("[data-upload-limits]");
+    if (!limits) { return null; }
+    var maxFile = Number(limits.getAttribute("data-max-file-bytes"));
+    var maxTotal = Number(limits.getAttribute("data-max-total-bytes"));
+    var total = Number(limits.getAttribute("data-existing-bytes")) || 0;
+    var problem = null;
+    each(form.querySelectorAll("input[type=file]"), function (input) {
+      each(input.files || [], function (file) {
+        total += file.size;
+        if (!problem && maxFile && file.size > maxFile) {
+          problem = fill(limits.getAttribute("data-msg-file"), {name: file.name, size: sizeLabel(file.size), max: sizeLabel(maxFile)});
+        }
+      });
+    });
+    if (!problem && maxTotal && total > maxTotal) {
+      problem = fill(limits.getAttribute("data-msg-total"), {max: mb(maxTotal), total: (total / 1048576).toFixed(1)});
+    }
+    return {limits: limits, message: problem};
+  }
+
+  function checkUploads(form) {
+    var found = uploadProblem(form);
+    if (!found) { return true; }
+    var box = found.limits.querySelector("[data-upload-error]") || form.querySelector("[data-upload-error]");
+    if (box) {
+      box.textContent = found.message || "";
+      box.hidden = !found.message;
+    }
+    if (found.message) {
+      found.limits.classList.add("has-error");
+      found.limits.setAttribute("data-size-error", "");
+    } else if (found.limits.hasAttribute("data-size-error")) {  // only undo what this check marked
+      found.limits.classList.remove("has-error");
+      found.limits.removeAttribute("data-size-error");
+    }
+    return !found.message;
+  }
+
+  // Phone photos (12–50 MP, 5–10 MB each) are scaled down in the browser before they are sent: the server keeps at
+  // most 4096 px and re-encodes anyway, and four photos straight from a camera are over the upload limit.
+  // Only JPEG/PNG over DOWNSCALE_SIDE px are touched; a result that is not smaller is dropped.
+  var DOWNSCALE_SIDE = 2560;
+  var DOWNSCALE_MIN_BYTES = 1536 * 1024;
+
+  function canDownscale() {
+    return !!(window.createImageBitmap && window.DataTransfer && window.File && HTMLCanvasElement.prototype.toBlob);
+  }
+
+  function downscaled(file) {
+    if (!/^image\/(jpeg|png)$/.test(file.type) || file.size < DOWNSCALE_MIN_BYTES) { return Promise.resolve(file); }
+    return createImageBitmap(file, {imageOrientation: "from-image"}).then(function (bitmap) {
+      var side = Math.max(bitmap.width, bitmap.height);
+      if (side <= DOWNSCALE_SIDE) { bitmap.close(); return file; }
+      var scale = DOWNSCALE_SIDE / side;
+      var canvas = document.createElement("canvas");
+      canvas.width = Math.round(bitmap.width * scale);
+      canvas.height = Math.round(bitmap.height * scale);
+      var ctx = canvas.getContext("2d");
+      ctx.fillStyle = "#fff";  // a PNG's transparent parts become white in the JPEG
+      ctx.fillRect(0, 0, canvas.width, canvas.height);
+      ctx.imageSmoothingQuality = "high";
+      ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      bitmap.close();
+      return new Promise(function (resolve) {
+        canvas.toBlob(function (blob) {
+          if (!blob || blob.size >= file.size) { resolve(file); return; }
+          var name = file.name.replace(/\.(jpe?g|png)$/i, "") + ".jpg";
+          resolve(new File([blob], name, {type: "image/jpeg", lastModified: file.lastModified}));
+        }, "image/jpeg", 0.88);
+      });
+    }).catch(function () { return file; });  // not decodable here: the server decides
+  }
+
+  function downscaleInput(form, input) {
+    var files = Array.prototype.slice.call(input.files || []);
+    if (!files.length || !canDownscale()) { return Promise.resolve(); }
+    form.setAttribute("data-processing", "");
+    return Promise.all(files.map(downscaled)).then(function (result) {
+      if (result.some(function (f, i) { return f !== files[i]; })) {
+        var dt = new DataTransfer();
+        result.forEach(function (f) { dt.items.add(f); });
+        input.files = dt.files;
+      }
+    });
+  }
+
+  function guardUploads(form) {
+    var pending = 0;
+    var submitWhenReady = false;
+
+    function send() {
+      if (form.requestSubmit) { form.requestSubmit(); } else if (checkUploads(form)) { form.submit(); }
+    }
+
+    form.addEventListener("change", function (e) {
+      var input = e.target;
+      if (input.type !== "file") { return; }
+      if (!input.hasAttribute("data-downscale")) { checkUploads(form); return; }
+      pending += 1;
+      form.setAttribute("data-processing", "");
+      downscaleInput(form, input).then(function () {
+        pending -= 1;
+        if (pending) { return; }
+        form.removeAttribute("data-processing");
+        if (input.hasAttribute("data-preview")) { preview(input); }
+        var ok = checkUploads(form);
+        if (submitWhenReady) {
+          submitWhenReady = false;
+          if (ok) { send(); }
+        }
+      });
+    });
+    form.addEventListener("submit", function (e) {
+      if (pending) {  // photos still being scaled down: send them once they are ready
+        e.preventDefault();
+        e.stopPropagation();
+        submitWhenReady = true;
+        return;
+      }
+      if (checkUploads(form)) { return; }
+      e.preventDefault();
+      e.stopPropagation();  // nothing was sent: app.js must not disable the button
+      var box = form.querySelector("[data-upload-error]:not([hidden])");
+      if (box && box.scrollIntoView) { box.scrollIntoView({block: "center"}); }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    each(document.querySelectorAll("[data-activity-form], [data-attachment-form]"), guardUploads);
     each(document.querySelectorAll("[data-activity-form]"), function (form) {
       syncParties(form, null);
       syncStatus(form);
