@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from datetime import timedelta
 
 from flask import current_app, has_request_context, jsonify, render_template, request, session, url_for
@@ -109,6 +110,22 @@ def asset(filename: str) -> str:
     return url
 
 
+_FALLBACK_NAME = re.compile(r'(filename=)("?)([^";]*)\2(?=;)')
+
+
+def ascii_fallback_name(disposition: str) -> str:
+    """werkzeug's send_file gives a Chinese download name as filename*=UTF-8''… (what browsers use) plus a plain
+    filename= made of the name's ASCII characters alone, e.g. "-1.pdf" for 运维…协议-1.pdf. Where that has no
+    letter left, name it download-1.pdf instead, for the clients that only read the plain name."""
+    def better(match):
+        name = match.group(3)
+        stem, dot, ext = name.rpartition(".") if "." in name else (name, "", "")
+        if re.search(r"[A-Za-z]", stem):
+            return match.group(0)
+        return f'{match.group(1)}"download{("-" + stem.strip("-_ ")) if stem.strip("-_ ") else ""}{dot}{ext}"'
+    return _FALLBACK_NAME.sub(better, disposition, count=1)
+
+
 class RowIdConverter(IntegerConverter):
     # At most 18 digits (below 2**63): a longer number matches no route, so it is a plain 404. (A conversion
     # error instead would let werkzeug answer 405 where another method's rule shares the path.)
@@ -154,6 +171,8 @@ def init_app(app) -> None:
             h.setdefault("Strict-Transport-Security", "max-age=31536000")
         if request.endpoint != "static" and "Cache-Control" not in h:
             h["Cache-Control"] = "no-store" if current_user.is_authenticated else "no-cache"
+        if "filename*=" in h.get("Content-Disposition", ""):
+            h["Content-Disposition"] = ascii_fallback_name(h["Content-Disposition"])
         return resp
 
     @app.teardown_request

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date
 
 import pytest
@@ -45,6 +46,9 @@ def test_xlsx_has_the_committee_layout(client, login, ledger):
     assert resp.status_code == 200
     assert resp.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     assert "filename*=UTF-8''" in resp.headers["Content-Disposition"] and ".xlsx" in resp.headers["Content-Disposition"]
+    # The plain name, for clients that ignore filename*, still says something (not "-2026.xlsx").
+    plain = re.search(r'filename="?([^";]+)', resp.headers["Content-Disposition"])[1]
+    assert re.match(r"download\b.*\.xlsx$", plain), plain
     rows = sheet(resp.data)
     assert rows[0] == list(LEDGER_HEADERS)
     assert [r[0] for r in rows[1:]] == [1, 2, 3, 4]  # one row per activity, oldest first
