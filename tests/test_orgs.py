@@ -140,3 +140,13 @@ def test_anonymous_is_sent_to_login(client, tree):
 def test_unknown_organization_is_404(client, make_user, login):
     login(client, make_user("admin"))
     assert client.get("/orgs/999999").status_code == 404
+
+
+def test_deactivating_a_party_to_live_agreements_warns_first(client, make_user, login, tree, make_agreement):
+    make_agreement(parties=[tree["branch"], tree["other_branch"]], status="active")
+    make_agreement(parties=[tree["branch"], tree["other_branch"]], status="expired")
+    login(client, make_user("admin"))
+    page = client.get(f"/orgs/{tree['branch'].id}").get_data(as_text=True)
+    assert "该组织是 1 份签署中或生效中协议的一方" in page
+    quiet = client.get(f"/orgs/{tree['company'].id}").get_data(as_text=True)
+    assert "签署中或生效中协议" not in quiet and "停用后该组织不能再签订新协议" in quiet

@@ -64,13 +64,28 @@ def index():
 def detail(org_id):
     org = get_or_404(Organization, org_id)
     require(can_view_organization(current_user, org))
+    can_manage = can_manage_organization(current_user, org)
+    live_agreements = _live_agreement_count(org) if can_manage and org.is_active else 0
     above = org.ancestor_ids[:-1]
     names = dict(db.session.execute(sa.select(Organization.id, Organization.name).where(Organization.id.in_(above))).all())
     return render_template(
-        "orgs/detail.html", org=org, can_manage=can_manage_organization(current_user, org),
+        "orgs/detail.html", org=org, can_manage=can_manage, live_agreements=live_agreements,
         logo_form=LogoForm(), detail_sections=DETAIL_SECTIONS,
         ancestors=[(i, names[i]) for i in above if i in names],
     )
+
+
+def _live_agreement_count(org: Organization) -> int:
+    """Agreements this organization is a party to that are being signed or in force (deactivating it stops its
+    secretary from signing: the manager is told before confirming)."""
+    from agreements.models import Agreement, AgreementParty, AgreementStatus
+
+    return db.session.scalar(
+        sa.select(sa.func.count(sa.distinct(Agreement.id)))
+        .join(AgreementParty, AgreementParty.agreement_id == Agreement.id)
+        .where(AgreementParty.organization_id == org.id,
+               Agreement.status.in_([AgreementStatus.signing, AgreementStatus.active]))
+    ) or 0
 
 
 # Other domains add sections to an organization's page: template names rendered with `org`.
