@@ -44,6 +44,17 @@ def test_too_large_new_activity_request_leads_back_to_the_form(client, login, pa
     assert "错误代码" not in html
 
 
+@pytest.mark.parametrize("query", ["endpoint=x", "_external=1&_scheme=https", "_anchor=x"])
+def test_too_large_request_with_odd_arguments_still_leads_back(client, login, pairing, small_request_limit, query):
+    """Only the form's own arguments are carried back: others must neither crash the handler nor steer the redirect."""
+    login(client, pairing.la)
+    data = _new_form(pairing)
+    data["photos"] = [(io.BytesIO(b"\xff\xd8\xff" + b"\0" * 70_000), "IMG_0001.jpg")]
+    resp = client.post(f"/activities/new?date=2026-03-01&{query}", data=data, content_type="multipart/form-data")
+    assert resp.status_code == 303
+    assert resp.headers["Location"] == "/activities/new?date=2026-03-01"
+
+
 def test_too_large_attachment_request_leads_back_to_the_activity(client, login, pairing, make_activity,
                                                                 small_request_limit):
     activity = make_activity(pairing.la, pairing.agreement)
@@ -154,6 +165,19 @@ def test_mark_held_with_a_future_date_fits_that_form(client, login, pairing, mak
     }).get_data(as_text=True)
     assert "计划中" not in html.split("<form", 1)[1]
     assert "实际日期不能晚于今天" in html
+
+
+def test_mark_held_form_counts_what_the_planned_activity_already_has(client, login, pairing, make_activity):
+    """A planned activity may already carry files: the browser's total check on the mark-held form starts from them."""
+    from coop.uploads import inspect_upload
+
+    photo = inspect_upload(image_bytes("JPEG"), "a.jpg", max_bytes=10 ** 6)
+    plan = make_activity(pairing.la, pairing.agreement, status="planned", held_on=date(2026, 12, 30),
+                         attachments=[photo])
+    used = sum(a.size for a in plan.attachments)
+    login(client, pairing.la)
+    html = client.get(f"/activities/{plan.id}/held").get_data(as_text=True)
+    assert used > 0 and f'data-existing-bytes="{used}"' in html
 
 
 # --- 5. the future-date hint sits under 日期, once ----------------------------------------------------------------

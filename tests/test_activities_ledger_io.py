@@ -306,6 +306,14 @@ def test_a_withdrawn_activity_does_not_block_its_row(pairing, make_activity):
         import_ledger(pairing.la, pairing.agreement, xlsx_of(rows))
 
 
+def test_a_row_matches_its_activity_whatever_the_unicode_form_of_the_title(pairing, make_activity):
+    """Stored titles are NFC (clean_text); a hand-made file may hold the decomposed form of the same letters."""
+    make_activity(pairing.la, pairing.agreement, title="Café联学", held_on=date(2026, 3, 12))
+    rows = [[None, "2026-03-12", "党员联学", "Cafe\u0301联学", None, None, 1, 0, None, None, "已开展", None, None, None]]
+    with pytest.raises(LedgerImportRejected, match="与本协议已登记的活动重复"):
+        import_ledger(pairing.la, pairing.agreement, xlsx_of(rows))
+
+
 def test_only_the_target_agreements_activities_count_as_duplicates(pairing, make_activity, make_agreement):
     make_activity(pairing.la, pairing.agreement, title="书记送课", held_on=date(2026, 3, 12))
     renewed = make_agreement(parties=[pairing.a, pairing.b], title="续签协议")

@@ -122,6 +122,20 @@ def test_committee_report_scope_matrix_and_trend(report_month, make_org, make_ag
     assert sept.totals["previous_held"] == 5
 
 
+def test_committee_category_counts_add_up_for_a_term_starting_in_late_december(report_month, make_agreement):
+    """A commitment whose share of the year rounds to nothing is still a commitment: the pairing counts among
+    "有约定的结对", and the status columns never add up to more than that."""
+    late = make_agreement(parties=[report_month.ops, report_month.school], starts_on=date(2025, 12, 29),
+                          ends_on=date(2026, 12, 28), commitments={"study": 4})
+    data = committee_report_data(report_month.committee_org, 2025, 12, as_of=date(2025, 12, 31))
+    assert late.id in {s.agreement_id for s in data.agreements}
+    study = next(t for t in data.category_totals if t.code == "study")
+    assert study.committed >= 1
+    for total in data.category_totals:
+        counted = sum(total.status_counts.get(k, 0) for k in ("done", "on_track", "behind", "none"))
+        assert counted <= total.committed, (total.code, total.status_counts, total.committed)
+
+
 def test_as_dict_is_json_ready(report_month):
     import json
 

@@ -40,6 +40,7 @@ from coop.audit.operations import Entry, record_many
 from coop.auth.models import User
 from coop.categories import CATEGORY_BY_CODE, CATEGORIES
 from coop.extensions import db
+from coop.forms import clean_text
 from coop.formatting import cn_date, local_today, ui_date
 from coop.i18n import N_
 from coop.spreadsheets import HeaderMismatch, SpreadsheetError, read_xlsx_rows, write_csv, write_xlsx
@@ -341,7 +342,8 @@ ActivityKey = tuple[date, str, str]  # held_on, category code, title (trimmed): 
 
 
 def _key(values: dict[str, Any]) -> ActivityKey:
-    return values["held_on"], values["category"], values["title"].strip()
+    # Cleaned as a stored title is (NFC, no control characters), so a hand-made file's row matches its activity.
+    return values["held_on"], values["category"], clean_text(values["title"]) or ""
 
 
 def recorded_keys(agreement: Agreement) -> dict[ActivityKey, dict[str, str]]:
@@ -352,8 +354,8 @@ def recorded_keys(agreement: Agreement) -> dict[ActivityKey, dict[str, str]]:
         .join(ActivityAgreement, ActivityAgreement.activity_id == Activity.id)
         .where(ActivityAgreement.agreement_id == agreement.id, Activity.status != ActivityStatus.withdrawn)
     ).all()
-    return {(held_on, category, title.strip()): {"held_on": held_on.isoformat(), "category": category,
-                                                 "title": title.strip()}
+    return {(held_on, category, clean_text(title) or ""): {"held_on": held_on.isoformat(), "category": category,
+                                                           "title": title.strip()}
             for held_on, category, title in rows}
 
 

@@ -169,8 +169,11 @@ def _put_error(form, exc: ops.ActivityRefused) -> None:
 
 
 # The forms that upload files, and where a request too large to read (over MAX_CONTENT_LENGTH) sends the person back.
+_NEW_FORM_ARGS = ("agreement", "date", "status", "category")
 _UPLOAD_FORMS = {
-    "activities.new": lambda args: url_for("activities.new", **request.args),
+    # Only the new form's own prefill arguments go back (others could clash with url_for's, e.g. ?endpoint=).
+    "activities.new": lambda args: url_for("activities.new", **{k: request.args[k] for k in _NEW_FORM_ARGS
+                                                                if k in request.args}),
     "activities.mark_held": lambda args: url_for("activities.mark_held", activity_id=args["activity_id"]),
     "activities.add_attachments":
         lambda args: url_for("activities.detail", activity_id=args["activity_id"]) + "#attachments",

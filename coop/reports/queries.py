@@ -494,7 +494,7 @@ def _summaries(agreements: list[Agreement], period: Period, *, with_liaisons: bo
         per_cat = progress[a.id]
         rows = [CategoryRow.from_progress(per_cat[c.code]) for c in CATEGORIES]
         overall = pg.overall_status(per_cat)
-        committed = [r for r in rows if r.target > 0]
+        committed = [r for r in rows if r.commitment > 0]
         lagging = [UiText.plain("%(category)s %(done)s/%(target)s", category=UiText(r.name), done=r.year_to_date,
                                 target=r.target) for r in rows if r.status in ("behind", "none")]
         s = signals[a.id]
@@ -653,7 +653,7 @@ def _category_totals(agreement_ids: list[int], summaries: list[AgreementSummary]
         statuses = Counter(s.categories[i].status for s in summaries)
         out.append(CategoryTotal(
             code=c.code, name=c.name, short=c.short, colour=c.colour, held=held, confirmed=confirmed,
-            previous_held=prev, trend=held - prev, committed=sum(1 for s in summaries if s.categories[i].target > 0),
+            previous_held=prev, trend=held - prev, committed=sum(1 for s in summaries if s.categories[i].commitment > 0),
             status_counts={k: statuses.get(k, 0) for k in STATUS_ORDER},
         ))
     return out

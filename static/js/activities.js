@@ -128,9 +128,17 @@
   var DOWNSCALE_SIDE = 2560;
   var DOWNSCALE_MIN_BYTES = 1536 * 1024;
 
+  var downscaleSupported = null;
   function canDownscale() {
-    return !!(window.createImageBitmap && window.DataTransfer && window.File && HTMLCanvasElement.prototype.toBlob);
+    if (downscaleSupported === null) {
+      downscaleSupported = !!(window.createImageBitmap && window.DataTransfer && window.File &&
+                              HTMLCanvasElement.prototype.toBlob);
+      // Older engines (Chromium < 60, inside some in-app browsers) have DataTransfer but cannot construct one.
+      try { if (downscaleSupported) { new DataTransfer(); } } catch (err) { downscaleSupported = false; }
+    }
+    return downscaleSupported;
   }
+  var DOWNSCALE_TIMEOUT_MS = 20000;  // never hold the form longer than this: the original files are sent instead
 
   function downscaled(file) {
     if (!/^image\/(jpeg|png)$/.test(file.type) || file.size < DOWNSCALE_MIN_BYTES) { return Promise.resolve(file); }
@@ -161,13 +169,18 @@
     var files = Array.prototype.slice.call(input.files || []);
     if (!files.length || !canDownscale()) { return Promise.resolve(); }
     form.setAttribute("data-processing", "");
-    return Promise.all(files.map(downscaled)).then(function (result) {
+    var done = false;
+    var work = Promise.all(files.map(downscaled)).then(function (result) {
+      if (done) { return; }  // timed out: the original files stay chosen
       if (result.some(function (f, i) { return f !== files[i]; })) {
         var dt = new DataTransfer();
         result.forEach(function (f) { dt.items.add(f); });
         input.files = dt.files;
       }
     });
+    var timeout = new Promise(function (resolve) { setTimeout(resolve, DOWNSCALE_TIMEOUT_MS); });
+    // Whatever goes wrong (a throw, a hang), the form is released with the files as chosen.
+    return Promise.race([work, timeout]).catch(function () {}).then(function () { done = true; });
   }
 
   function guardUploads(form) {
@@ -184,7 +197,7 @@
       if (!input.hasAttribute("data-downscale")) { checkUploads(form); return; }
       pending += 1;
       form.setAttribute("data-processing", "");
-      downscaleInput(form, input).then(function () {
+      downscaleInput(form, input).catch(function () {}).then(function () {
         pending -= 1;
         if (pending) { return; }
         form.removeAttribute("data-processing");

@@ -123,3 +123,15 @@ def test_tapping_save_while_photos_are_scaled_down_sends_them_once_ready(open_co
     page.get_by_role("button", name="保存").click()  # at once, while the photos are still being scaled down
     page.wait_for_url(re.compile(r"/activities/\d+$"), timeout=60_000)
     assert page.locator("#attachments img").count() == 2
+
+
+def test_a_browser_that_cannot_rebuild_the_file_list_still_saves(open_context, tmp_path):
+    """Older in-app browsers have DataTransfer but cannot construct one: the photo goes as taken, the form saves."""
+    photo = str(_camera_photo(tmp_path / "IMG_old.jpg", size=(3000, 2000)))
+    page = open_context("phone").new_page()
+    page.add_init_script("window.DataTransfer = function () { throw new TypeError('Illegal constructor'); };")
+    _open_form(page)
+    page.locator("input[type=file][name=photos][multiple]").set_input_files([photo])
+    page.get_by_role("button", name="保存").click()
+    page.wait_for_url(re.compile(r"/activities/\d+$"), timeout=60_000)
+    assert page.locator("#attachments img").count() == 1
